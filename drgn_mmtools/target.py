@@ -1,0 +1,119 @@
+"""Open the thing under inspection as a :class:`drgn.Program`.
+
+Targets: a vmcore (ELF or kdump-compressed), the running kernel, or a live
+QEMU guest over QMP.  Every failure becomes a :class:`TargetError` whose
+message is one line a user can act on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import drgn
+
+
+class TargetError(Exception):
+    """The target or its debug info cannot be opened; the message is one line."""
+
+
+@dataclass
+class TargetSpec:
+    """What to open: exactly one of ``core``, ``live`` or ``qemu``."""
+
+    core: Path | None = None
+    live: bool = False
+    qemu: str | None = None
+    vmlinux: Path | None = None
+    modules: Sequence[Path] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.core is not None:
+            return str(self.core)
+        if self.qemu is not None:
+            return f"QEMU guest at {self.qemu}"
+        return "the running kernel"
+
+
+def _check_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise TargetError(f"{what} {path}: no such file")
+    if path.is_dir():
+        raise TargetError(f"{what} {path}: is a directory")
+    if not os.access(path, os.R_OK):
+        raise TargetError(f"{what} {path}: permission denied")
+    if path.stat().st_size == 0:
+        raise TargetError(f"{what} {path}: empty file")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def open_program(spec: TargetSpec) -> drgn.Program:
+    """Open the target and load its debug info.
+
+    :returns: a program whose ``vmlinux`` debug info is loaded.
+    :raises TargetError: on a missing or unreadable target or debug info.
+    """
+    for path in ([spec.vmlinux] if spec.vmlinux else []) + list(spec.modules):
+        _check_file(Path(path), "debug info")
+    prog = drgn.Program()
+    try:
+        if spec.core is not None:
+            _check_file(spec.core, "vmcore")
+            prog.set_core_dump(str(spec.core))
+        elif spec.qemu is not None:
+            if not hasattr(prog, "set_qemu_qmp"):
+                _qemu_unsupported()
+            prog.set_qemu_qmp(spec.qemu)
+        else:
+            prog.set_kernel()
+    except (drgn.FaultError, ValueError, OSError, drgn.MissingDebugInfoError) as e:
+        raise TargetError(f"cannot open {spec.describe()}: {_one_line(e)}") from None
+    if not (prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL):
+        raise TargetError(f"{spec.describe()} is not a Linux kernel core dump")
+    _load_debug_info(prog, spec)
+    return prog
+
+
+def _qemu_unsupported() -> None:
+    raise TargetError(f"this drgn ({drgn.__version__}) cannot attach to QEMU guests")
+
+
+def _build_id(prog: drgn.Program) -> str:
+    try:
+        bid = prog.main_module().build_id
+    except LookupError:
+        return "unknown"
+    return bid.hex() if bid else "unknown"
+
+
+def _load_debug_info(prog: drgn.Program, spec: TargetSpec) -> None:
+    """Load explicit files only when given, else search the way drgn does.
+
+    With an explicit vmlinux, drgn's own finders stay out of it: a vmlinux that
+    does not match is an error, never a silent fallback to another file.
+    """
+    explicit = [str(p) for p in ([spec.vmlinux] if spec.vmlinux else []) + list(spec.modules)]
+    try:
+        if spec.vmlinux is not None:
+            prog.load_debug_info(explicit)
+        else:
+            prog.load_debug_info(explicit, main=True)
+    except drgn.MissingDebugInfoError:
+        pass  # judged below: only the kernel's own debug info is required
+    except (OSError, ValueError) as e:
+        raise TargetError(f"cannot load debug info: {_one_line(e)}") from None
+    try:
+        missing = prog.main_module().wants_debug_file()
+    except LookupError:
+        missing = True
+    if missing:
+        if spec.vmlinux is not None:
+            raise TargetError(f"{spec.vmlinux} does not match the kernel of {spec.describe()} "
+                              f"(kernel build ID {_build_id(prog)})")
+        raise TargetError(f"no debug info found for the kernel of {spec.describe()} "
+                          f"(build ID {_build_id(prog)}): pass --vmlinux")
