@@ -1,0 +1,70 @@
+"""Find the shipped fixture dumps and open them with stock drgn."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import drgn
+
+ROOT = Path(__file__).resolve().parent.parent
+VMCORES = ROOT / "vmcores"
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """One manifest.json and the files it names."""
+
+    path: Path
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text())
+
+    @property
+    def id(self) -> str:
+        return f"{self.data['arch']}-{self.data['scenario']}"
+
+    def file(self, rel: str) -> Path:
+        return (self.path.parent / rel).resolve()
+
+    @property
+    def dump(self) -> Path:
+        return self.file(self.data["dump"])
+
+    @property
+    def vmlinux(self) -> Path:
+        return self.file(self.data["vmlinux"])
+
+    @property
+    def modules(self) -> list[Path]:
+        return [self.file(m) for m in self.data["modules"]]
+
+    def truth(self, kind: str) -> list[dict[str, Any]]:
+        return [t for t in self.data["truth"] if t["kind"] == kind]
+
+
+def all_fixtures() -> list[Fixture]:
+    return [Fixture(p) for p in sorted(VMCORES.glob("*/*/manifest.json"))]
+
+
+def load_symbols(prog: drgn.Program, vmlinux: Path, modules: list[Path]) -> None:
+    """Load exactly the given debug files (no search elsewhere)."""
+    try:
+        prog.load_debug_info([str(vmlinux), *map(str, modules)])
+    except drgn.MissingDebugInfoError:
+        pass
+    assert not prog.main_module().wants_debug_file(), f"{vmlinux} did not load"
+
+
+@lru_cache(maxsize=None)
+def open_dump(manifest: Path) -> drgn.Program:
+    """A stock drgn program on a fixture dump, cached per manifest."""
+    fx = Fixture(manifest)
+    prog = drgn.Program()
+    prog.set_core_dump(str(fx.dump))
+    load_symbols(prog, fx.vmlinux, fx.modules)
+    return prog

@@ -1,0 +1,80 @@
+"""The shipped fixture dumps are what their manifests claim.
+
+Stock drgn helpers (tests/oracle.py) are the oracle: nothing here uses
+drgn_mmtools.  Every expected value comes from the scenario's own record,
+made inside the guest (manifest.json "truth").
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .manifests import Fixture, all_fixtures, open_dump
+from . import oracle
+
+FIXTURES = all_fixtures()
+BUGS = [f for f in FIXTURES if not f.data["clean"]]
+CLEAN = [f for f in FIXTURES if f.data["clean"]]
+
+
+def ids(fixtures):
+    return [f.id for f in fixtures]
+
+
+def test_both_arches_and_both_scenario_sets_are_shipped():
+    shipped = {(f.data["arch"], f.data["scenario"]) for f in FIXTURES}
+    assert shipped == {(a, s) for a in ("x86_64", "aarch64") for s in ("bugs", "clean")}
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
+def test_dump_opens_with_its_vmlinux(fx: Fixture):
+    prog = open_dump(fx.path)
+    assert prog.platform.arch.name.lower() == fx.data["arch"]
+    release = prog["init_uts_ns"].name.release.string_().decode()
+    assert release == fx.data["kernel_release"]
+    assert fx.dump.read_bytes()[:8] == b"KDUMP   ", "not a kdump-compressed dump"
+    # The scenario module's debug info is loaded too.
+    assert prog.symbol("pcc_retry_page_mkwrite").name == "pcc_retry_page_mkwrite"
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=ids(BUGS))
+def test_bug_fixture_records_every_kind(fx: Fixture):
+    kinds = {t["kind"] for t in fx.data["truth"]}
+    assert {"hwpoison", "mapping_mismatch", "fault_retry", "dax_entry", "dax_waiter"} <= kinds
+    poisoned = {t["fs"]: t for t in fx.truth("hwpoison")}
+    assert set(poisoned) == {"tmpfs", "ext4", "anon"}
+    # Since Linux 5.16 shmem keeps a poisoned page; ext4 truncates a clean one.
+    assert poisoned["tmpfs"]["in_page_cache"] is True
+    assert poisoned["ext4"]["in_page_cache"] is False
+    assert any(t["locked"] and t["waiter_pids"] for t in fx.truth("dax_entry"))
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=ids(BUGS))
+@pytest.mark.parametrize("kind", sorted(oracle.CHECKS))
+def test_truth_is_visible_in_the_dump(fx: Fixture, kind: str):
+    prog = open_dump(fx.path)
+    items = fx.truth(kind)
+    assert items, f"no {kind} truth recorded"
+    for t in items:
+        oracle.CHECKS[kind](prog, t)
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=ids(BUGS))
+def test_poisoned_pages_in_the_dump_are_the_recorded_ones(fx: Fixture):
+    prog = open_dump(fx.path)
+    assert sorted(oracle.poisoned_pfns(prog)) == sorted(t["pfn"] for t in fx.truth("hwpoison"))
+
+
+@pytest.mark.parametrize("fx", CLEAN, ids=ids(CLEAN))
+def test_clean_dump_holds_no_bug(fx: Fixture):
+    prog = open_dump(fx.path)
+    assert not any(t["kind"] in ("hwpoison", "mapping_mismatch", "fault_retry", "dax_waiter")
+                   for t in fx.data["truth"])
+    assert oracle.poisoned_pfns(prog) == []
+    assert oracle.tasks_in_fault_path(prog) == []
+    assert oracle.dax_wait_table_tasks(prog) == set()
+    dax_files = {t["file"] for t in fx.truth("dax_entry")}
+    assert dax_files, "the clean guest should still hold DAX entries"
+    assert oracle.locked_dax_entries(prog, dax_files) == []
+    for t in fx.truth("dax_entry"):
+        oracle.check_dax_entry(prog, t)
