@@ -14,6 +14,10 @@ from pathlib import Path
 from .summary import kernel_summary
 from .target import TargetError, TargetSpec, open_program
 
+CHECK_HELP = """exit status: 0 no findings, 1 findings, 2 the tool could not do its job
+(the target or its debug info could not be opened, or a check failed; the
+output still holds what the other checks found)."""
+
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
@@ -61,6 +65,46 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def target_description(spec: TargetSpec, prog) -> dict:
+    s = kernel_summary(prog)
+    return {"description": spec.describe(), "kernel_release": s.release,
+            "arch": s.machine.lower(), "live": spec.live or spec.qemu is not None}
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .context import Context, Options
+    from .render import jsonout, text
+    from .runner import run_checks
+
+    spec = target_spec(args)
+    prog = open_program(spec)
+    target = target_description(spec, prog)
+    options = Options(live=target["live"], sample_seconds=args.interval)
+    err = Console(stderr=True)
+    progress = (lambda name: err.log(f"running {name}")) if err.is_terminal else None
+    results = run_checks(Context(prog, options), args.check, progress)
+    if any(r.failed for r in results):
+        code = EXIT_ERROR
+    else:
+        code = EXIT_FINDINGS if any(r.findings for r in results) else EXIT_OK
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        if args.format == "json":
+            out.write(jsonout.dumps(jsonout.document(results, target, code)) + "\n")
+        else:
+            console = Console(file=out) if args.output else Console()
+            text.render(console, results, target)
+    finally:
+        if args.output:
+            out.close()
+    for r in results:
+        if r.failed:
+            print(f"drgn-mmtools: check {r.check} failed: {r.error}", file=sys.stderr)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drgn-mmtools", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_target_arguments(info)
     info.add_argument("--format", choices=("text", "json"), default="text")
     info.set_defaults(func=cmd_info)
+
+    from .checks import all_checks
+    check = sub.add_parser("check", help="run checks; exit 0 clean, 1 findings, 2 error",
+                           epilog=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_target_arguments(check)
+    check.add_argument("--check", "-c", action="append", choices=list(all_checks()),
+                       help="run only this check (repeatable); all by default")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--output", "-o", type=Path, help="write the report here")
+    check.add_argument("--interval", type=float, default=0.5,
+                       help="live targets: seconds between fault-counter samples")
+    check.set_defaults(func=cmd_check)
     return parser
 
 

@@ -1,0 +1,112 @@
+"""Shared, lazily computed views of the target that several checks use.
+
+Walking every task's page tables is the costly part of three checks; the
+:class:`Context` walks each address space once and hands the same leaves to
+all of them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
+
+import drgn
+
+from .helpers.memmap import valid_page_ranges
+from .helpers.page import PageInfo, page_info
+from .helpers.pgtable import Leaf, PageTableWalk, page_table_format, walk_user_page_tables
+from .helpers.tasks import MmUsers, user_mms
+from .helpers.vma import VmaMap, mm_vmas
+
+
+class MmMap(NamedTuple):
+    """One address space: its threads, VMAs and present leaf mappings."""
+
+    users: MmUsers
+    vmas: VmaMap
+    leaves: list[Leaf]
+    unreadable: list[str]
+
+
+@dataclass
+class Options:
+    """Knobs of a run."""
+
+    live: bool = False
+    sample_seconds: float = 0.5  #: fault-retry: interval between live samples
+    samples: int = 4  #: fault-retry: live samples taken
+    min_fault_rate: float = 50.0  #: fault-retry: faults/s that count as a loop
+
+
+class Context:
+    """The program under inspection plus caches shared by checks."""
+
+    def __init__(self, prog: drgn.Program, options: Options | None = None) -> None:
+        self.prog = prog
+        self.options = options or Options()
+        self._pages: dict[int, PageInfo | None] = {}
+
+    @property
+    def page_shift(self) -> int:
+        return page_table_format(self.prog).page_shift
+
+    @cached_property
+    def mm_maps(self) -> list[MmMap]:
+        """Every user address space, walked once."""
+        out = []
+        for users in user_mms(self.prog):
+            unreadable: list[str] = []
+            try:
+                vmas = mm_vmas(users.mm)
+            except drgn.FaultError as e:
+                vmas = VmaMap([])
+                unreadable.append(f"VMAs of pid {users.pids[0]}: {e}")
+            walk = PageTableWalk()
+            try:
+                leaves = list(walk_user_page_tables(self.prog, users.mm.pgd.value_(), walk))
+            except drgn.FaultError as e:
+                leaves = []
+                unreadable.append(f"page tables of pid {users.pids[0]}: {e}")
+            unreadable += [f"page table at phys {phys:#x} (address {va:#x}) of pid "
+                           f"{users.pids[0]}" for va, phys in walk.unreadable]
+            out.append(MmMap(users, vmas, leaves, unreadable))
+        return out
+
+    def page(self, pfn: int) -> PageInfo | None:
+        """Decoded struct page of ``pfn``, None when unreadable; cached."""
+        if pfn not in self._pages:
+            try:
+                self._pages[pfn] = page_info(self.prog, pfn)
+            except (drgn.FaultError, ValueError, LookupError):
+                self._pages[pfn] = None
+        return self._pages[pfn]
+
+    @cached_property
+    def pfn_ranges(self) -> list[tuple[int, int]]:
+        """Valid PFN ranges with struct pages, sorted."""
+        return sorted((s, e) for s, e, _ in valid_page_ranges(self.prog))
+
+    def pfn_valid(self, pfn: int) -> bool:
+
+        i = bisect.bisect_right(self.pfn_ranges, (pfn, float("inf"))) - 1
+        return i >= 0 and self.pfn_ranges[i][0] <= pfn < self.pfn_ranges[i][1]
+
+    def mappers(self, pfns: set[int]) -> dict[int, list[tuple[MmMap, Leaf]]]:
+        """Who maps each of ``pfns``: the address spaces and leaves."""
+        out: dict[int, list[tuple[MmMap, Leaf]]] = {p: [] for p in pfns}
+        if not pfns:
+            return out
+        shift = self.page_shift
+        for mm in self.mm_maps:
+            for leaf in mm.leaves:
+                n = leaf.size >> shift
+                if n == 1:
+                    if leaf.pfn in out:
+                        out[leaf.pfn].append((mm, leaf))
+                else:
+                    for p in pfns:
+                        if leaf.pfn <= p < leaf.pfn + n:
+                            out[p].append((mm, leaf))
+        return out

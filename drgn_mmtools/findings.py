@@ -1,0 +1,68 @@
+"""Typed results of the checks: what renderers and JSON output consume.
+
+A :class:`Finding` is a problem (severity "error" or "warning"); a record is
+an inventory row a check also reports (every DAX entry, say), which is not a
+problem by itself.  Both hold plain JSON values only, never drgn objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ("CheckResult", "Finding", "SEVERITIES")
+
+SEVERITIES = ("error", "warning")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in the target."""
+
+    check: str  #: name of the check that found it
+    severity: str  #: "error" (a bug state) or "warning" (suspicious)
+    summary: str  #: one line for humans
+    evidence: dict[str, Any]  #: pfn, pid, comm, address, inode, index, file, ...
+    unreadable: tuple[str, ...] = ()  #: what could not be read for this finding
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["unreadable"] = list(self.unreadable)
+        return d
+
+
+@dataclass
+class CheckResult:
+    """Everything one check produced, or why it failed."""
+
+    check: str
+    findings: list[Finding] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  #: reads that failed
+    notes: list[str] = field(default_factory=list)  #: facts about the run
+    error: str | None = None  #: set when the check itself failed
+    traceback: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def add(self, severity: str, summary: str, unreadable: tuple[str, ...] = (),
+            **evidence: Any) -> Finding:
+        f = Finding(self.check, severity, summary, evidence, unreadable)
+        self.findings.append(f)
+        return f
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "status": "failed" if self.failed else "ok",
+            "error": self.error,
+            "traceback": self.traceback,
+            "seconds": round(self.seconds, 3),
+            "findings": [f.to_json() for f in self.findings],
+            "records": self.records,
+            "unreadable": self.unreadable,
+            "notes": self.notes,
+        }

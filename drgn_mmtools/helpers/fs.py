@@ -1,0 +1,77 @@
+"""Files, inodes and address_spaces, named for humans."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import drgn
+from drgn import Object
+from drgn.helpers.linux.fs import d_path, for_each_mount, inode_path
+from drgn.helpers.linux.list import hlist_for_each_entry
+
+__all__ = ("MappingOwner", "file_path", "inode_full_path", "mapping_owner")
+
+
+class MappingOwner(NamedTuple):
+    """The inode behind an address_space."""
+
+    mapping: int
+    inode: int  #: i_ino
+    inode_address: int
+    path: str | None  #: a path of the inode, None when it has no dentry
+    fstype: str | None  #: the superblock's file system type name
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode(errors="replace")
+
+
+def file_path(file: Object) -> str | None:
+    """The path of a ``struct file *`` as d_path() would print it."""
+    try:
+        return _text(d_path(file.f_path.address_of_()))
+    except (drgn.FaultError, ValueError):
+        return None
+
+
+def _sb_mounts(prog: drgn.Program) -> dict[int, Object]:
+    """Super block address -> its first mount (``struct vfsmount *``); cached."""
+    if "mmtools_sb_mounts" not in prog.cache:
+        mounts: dict[int, Object] = {}
+        try:
+            for mnt in for_each_mount(prog):
+                mounts.setdefault(mnt.mnt.mnt_sb.value_(), mnt.mnt.address_of_())
+        except drgn.FaultError:
+            pass
+        prog.cache["mmtools_sb_mounts"] = mounts
+    return prog.cache["mmtools_sb_mounts"]
+
+
+def inode_full_path(inode: Object) -> str | None:
+    """An absolute path of ``struct inode *``, through a mount of its super
+    block; the path inside the file system when it is not mounted."""
+    prog = inode.prog_
+    mnt = _sb_mounts(prog).get(inode.i_sb.value_())
+    if mnt is not None:
+        for dentry in hlist_for_each_entry("struct dentry", inode.i_dentry.address_of_(),
+                                           "d_u.d_alias"):
+            return _text(d_path(mnt, dentry))
+    return _text(inode_path(inode))
+
+
+def mapping_owner(prog: drgn.Program, mapping: int) -> MappingOwner:
+    """Describe ``struct address_space *`` ``mapping`` by its host inode.
+
+    :raises drgn.FaultError: if the mapping or its inode cannot be read.
+    """
+    m = Object(prog, "struct address_space *", mapping)
+    inode = m.host
+    try:
+        path = inode_full_path(inode)
+    except (drgn.FaultError, ValueError):
+        path = None
+    try:
+        fstype = inode.i_sb.s_type.name.string_().decode(errors="replace")
+    except drgn.FaultError:
+        fstype = None
+    return MappingOwner(mapping, inode.i_ino.value_(), inode.value_(), path, fstype)

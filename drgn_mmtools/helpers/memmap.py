@@ -1,0 +1,135 @@
+"""Bulk scans of the struct page array (mem_map / vmemmap).
+
+A scan reads struct pages in large chunks and tests bytes of every page at
+once: an extended slice of the chunk gives one byte per page, ``bytes.translate``
+turns it into 0/1, and big-integer AND combines tests.  No Python object is
+made per page; only matching PFNs come back.  Chunks that cannot be read
+(filtered or truncated dumps) are narrowed down and reported, not fatal.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import drgn
+from drgn.helpers.linux.mm import for_each_valid_page_range
+
+from .pageflags import ByteTest
+
+__all__ = ("MemmapScan", "flag_test", "scan_pages", "valid_page_ranges")
+
+#: struct pages per read; 64 Ki pages is 4 MiB of 64-byte struct pages.
+CHUNK_PAGES = 1 << 16
+
+
+@dataclass
+class MemmapScan:
+    """What a scan found, and what it could not read."""
+
+    matches: dict[str, array] = field(default_factory=dict)  #: predicate -> PFNs
+    pages_scanned: int = 0
+    unreadable: list[tuple[int, int]] = field(default_factory=list)  #: [start, end) PFNs
+
+    def merge(self, other: "MemmapScan") -> None:
+        for name, pfns in other.matches.items():
+            self.matches.setdefault(name, array("Q")).extend(pfns)
+        self.pages_scanned += other.pages_scanned
+        self.unreadable.extend(other.unreadable)
+
+
+def valid_page_ranges(prog: drgn.Program) -> list[tuple[int, int, int]]:
+    """Contiguous valid PFN ranges as ``(start_pfn, end_pfn, address of start's struct page)``."""
+    size = prog.type("struct page").size
+    out = []
+    for start, end, mem_map in for_each_valid_page_range(prog):
+        out.append((start, end, mem_map.value_() + start * size))
+    return out
+
+
+def flag_test(prog: drgn.Program, bit: int, set_: bool = True) -> ByteTest:
+    """A byte test for bit ``bit`` of ``page->flags`` (an unsigned long)."""
+    word = prog.type("unsigned long").size
+    little = bool(prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
+    byte = bit // 8 if little else word - 1 - bit // 8
+    offset = drgn.offsetof(prog.type("struct page"), "flags") + byte
+    mask = 1 << (bit % 8)
+    return ByteTest(offset, mask, mask if set_ else 0)
+
+
+_TABLES: dict[tuple[int, int], bytes] = {}
+
+
+def _table(mask: int, value: int) -> bytes:
+    key = (mask, value)
+    if key not in _TABLES:
+        _TABLES[key] = bytes(1 if (b & mask) == value else 0 for b in range(256))
+    return _TABLES[key]
+
+
+def _match(buf: bytes, n: int, stride: int, tests: Sequence[ByteTest]) -> bytes:
+    acc: int | None = None
+    for t in tests:
+        column = buf[t.offset:t.offset + n * stride:stride].translate(_table(t.mask, t.value))
+        bits = int.from_bytes(column, "little")
+        acc = bits if acc is None else acc & bits
+        if not acc:
+            break
+    return (acc or 0).to_bytes(n, "little")
+
+
+def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: int,
+                preds: Mapping[str, Sequence[ByteTest]], result: MemmapScan,
+                min_pages: int) -> None:
+    try:
+        buf = prog.read(addr, n * stride)
+    except drgn.FaultError:
+        if n <= min_pages:
+            result.unreadable.append((start_pfn, start_pfn + n))
+            return
+        half = max(min_pages, (n // 2) // min_pages * min_pages)
+        _scan_chunk(prog, start_pfn, half, addr, stride, preds, result, min_pages)
+        _scan_chunk(prog, start_pfn + half, n - half, addr + half * stride, stride, preds,
+                    result, min_pages)
+        return
+    result.pages_scanned += n
+    for name, tests in preds.items():
+        hits = _match(buf, n, stride, tests)
+        out = result.matches[name]
+        i = hits.find(1)
+        while i != -1:
+            out.append(start_pfn + i)
+            i = hits.find(1, i + 1)
+
+
+def scan_pages(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
+               ranges: Iterable[tuple[int, int, int]] | None = None,
+               chunk_pages: int = CHUNK_PAGES) -> MemmapScan:
+    """Find the PFNs whose struct page passes every test of each predicate.
+
+    :param preds: predicate name -> byte tests that must all hold.
+    :param ranges: ``(start_pfn, end_pfn, struct page address)`` to scan;
+        every valid range by default.
+    :returns: matches per predicate, pages read, and unreadable PFN ranges.
+    """
+    stride = prog.type("struct page").size
+    # The smallest unit worth retrying: the struct pages in one page of vmemmap.
+    min_pages = max(1, prog["PAGE_SIZE"].value_() // stride) if _has(prog, "PAGE_SIZE") else 64
+    result = MemmapScan(matches={name: array("Q") for name in preds})
+    for start, end, addr in (valid_page_ranges(prog) if ranges is None else ranges):
+        pfn = start
+        while pfn < end:
+            n = min(chunk_pages, end - pfn)
+            _scan_chunk(prog, pfn, n, addr + (pfn - start) * stride, stride, preds, result,
+                        min_pages)
+            pfn += n
+    return result
+
+
+def _has(prog: drgn.Program, name: str) -> bool:
+    try:
+        prog[name]
+    except KeyError:
+        return False
+    return True

@@ -1,0 +1,181 @@
+"""User page-table walks that read whole table pages, x86_64 and aarch64.
+
+x86_64: 4 levels, or 5 when ``__pgtable_l5_enabled`` is set.  aarch64: any
+granule (4K, 16K, 64K); the number of levels follows from ``vabits_actual``
+(or VMCOREINFO's ``NUMBER(VA_BITS)``) and ``PAGE_SHIFT``.  Tables below the
+top are read by physical address, one page per read.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from array import array
+from dataclasses import dataclass, field
+from typing import Iterator, NamedTuple
+
+import drgn
+
+__all__ = ("Leaf", "PageTableFormat", "PageTableWalk", "page_table_format", "walk_user_page_tables")
+
+
+class PageTableFormat(NamedTuple):
+    """How the target's page tables are laid out."""
+
+    arch: str  #: "x86_64" or "aarch64"
+    page_shift: int
+    levels: int  #: table levels, the top one included
+    bits_per_level: int
+    top_entries: int  #: entries of the top table that map user space
+    user_top: int  #: first address above user space
+
+    def shift(self, level: int) -> int:
+        """Address bits below an entry at ``level`` (0 is the PTE level)."""
+        return self.page_shift + level * self.bits_per_level
+
+
+class Leaf(NamedTuple):
+    """One present leaf mapping."""
+
+    vaddr: int
+    size: int  #: bytes mapped (base page, or PMD/PUD block)
+    pfn: int  #: first PFN mapped
+    entry: int  #: the raw entry
+    writable: bool
+    dirty: bool
+    special: bool  #: pte_special: no struct page semantics (pfnmap, zero page)
+    devmap: bool  #: pte_devmap: ZONE_DEVICE memory such as fsdax
+
+
+@dataclass
+class PageTableWalk:
+    """Tables that could not be read during a walk."""
+
+    unreadable: list[tuple[int, int]] = field(default_factory=list)  #: (vaddr, table phys)
+
+
+def _vmcoreinfo_number(prog: drgn.Program, name: str) -> int | None:
+    try:
+        text = prog["vmcoreinfo_data"].string_().decode(errors="replace")
+    except (KeyError, drgn.FaultError, LookupError):
+        return None
+    m = re.search(rf"^NUMBER\({re.escape(name)}\)=(-?\d+)$", text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def _object_value(prog: drgn.Program, name: str) -> int | None:
+    try:
+        return prog[name].value_()
+    except (KeyError, drgn.FaultError):
+        return None
+
+
+def page_table_format(prog: drgn.Program) -> PageTableFormat:
+    """Probe the page-table layout of the target.
+
+    :raises NotImplementedError: for an architecture other than x86_64/aarch64.
+    """
+    if "mmtools_pgtable_format" in prog.cache:
+        return prog.cache["mmtools_pgtable_format"]
+    arch = prog.platform.arch
+    page_shift = _object_value(prog, "PAGE_SHIFT") or 12
+    bits = page_shift - 3
+    if arch == drgn.Architecture.X86_64:
+        levels = 5 if _object_value(prog, "__pgtable_l5_enabled") else 4
+        va_bits = 57 if levels == 5 else 48
+        fmt_arch = "x86_64"
+        user_top = 1 << (va_bits - 1)
+    elif arch == drgn.Architecture.AARCH64:
+        va_bits = _object_value(prog, "vabits_actual") or _vmcoreinfo_number(prog, "VA_BITS") or 48
+        levels = -(-(va_bits - page_shift) // bits)
+        fmt_arch = "aarch64"
+        user_top = 1 << va_bits
+    else:
+        raise NotImplementedError(f"page tables of {arch.name} are not supported")
+    top_shift = page_shift + (levels - 1) * bits
+    fmt = PageTableFormat(fmt_arch, page_shift, levels, bits,
+                          max(1, user_top >> top_shift), user_top)
+    prog.cache["mmtools_pgtable_format"] = fmt
+    return fmt
+
+
+# x86_64 entry bits (arch/x86/include/asm/pgtable_types.h)
+_X86_PRESENT, _X86_RW, _X86_DIRTY, _X86_PSE = 1 << 0, 1 << 1, 1 << 6, 1 << 7
+_X86_SPECIAL, _X86_DEVMAP = 1 << 9, 1 << 58
+_X86_PHYS_MASK = (1 << 52) - 1
+# aarch64 descriptor bits (arch/arm64/include/asm/pgtable-hwdef.h, pgtable-prot.h)
+_ARM_VALID, _ARM_TABLE, _ARM_RDONLY = 1 << 0, 1 << 1, 1 << 7
+_ARM_DBM, _ARM_DIRTY, _ARM_SPECIAL, _ARM_DEVMAP = 1 << 51, 1 << 55, 1 << 56, 1 << 57
+_ARM_OA_MASK = ((1 << 48) - 1)
+
+
+def _entries(buf: bytes) -> array:
+    words = array("Q", buf)
+    if sys.byteorder != "little":
+        words.byteswap()
+    return words
+
+
+def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | None = None,
+                          start: int = 0, end: int | None = None) -> Iterator[Leaf]:
+    """Every present leaf mapping of user space under a top-level table.
+
+    :param pgd: virtual address of the top table (``mm->pgd``).
+    :param walk: collects the tables that could not be read.
+    :returns: leaves in address order; huge mappings come as one leaf.
+    """
+    fmt = page_table_format(prog)
+    walk = walk if walk is not None else PageTableWalk()
+    end = fmt.user_top if end is None else min(end, fmt.user_top)
+    table_bytes = 1 << fmt.page_shift
+    top_level = fmt.levels - 1
+    x86 = fmt.arch == "x86_64"
+    try:
+        top = _entries(prog.read(pgd, fmt.top_entries * 8))
+    except drgn.FaultError:
+        walk.unreadable.append((0, pgd))
+        return
+    # Depth-first over (table words, level, base vaddr), in address order.
+    stack: list[tuple[array, int, int, int]] = [(top, top_level, 0, 0)]
+    while stack:
+        words, level, base, i = stack.pop()
+        shift = fmt.shift(level)
+        size = 1 << shift
+        n = len(words)
+        while i < n:
+            e = words[i]
+            va = base + (i << shift)
+            i += 1
+            if not e or va + size <= start:
+                continue
+            if va >= end:
+                break
+            if x86:
+                if not e & _X86_PRESENT:
+                    continue
+                leaf = level == 0 or (level in (1, 2) and e & _X86_PSE)
+                phys = e & _X86_PHYS_MASK & ~(table_bytes - 1)
+            else:
+                if not e & _ARM_VALID:
+                    continue
+                leaf = level == 0 or not e & _ARM_TABLE
+                phys = e & _ARM_OA_MASK & ~(table_bytes - 1)
+            if leaf:
+                phys &= ~(size - 1)
+                if x86:
+                    yield Leaf(va, size, phys >> fmt.page_shift, e, bool(e & _X86_RW),
+                               bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL), bool(e & _X86_DEVMAP))
+                else:
+                    writable = bool(e & _ARM_DBM)
+                    yield Leaf(va, size, phys >> fmt.page_shift, e, writable,
+                               bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
+                               bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP))
+                continue
+            try:
+                child = _entries(prog.read(phys, table_bytes, True))
+            except drgn.FaultError:
+                walk.unreadable.append((va, phys))
+                continue
+            stack.append((words, level, base, i))
+            stack.append((child, level - 1, va, 0))
+            break

@@ -1,0 +1,86 @@
+"""Tasks: state, stack frames, and the user address spaces they share."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import drgn
+from drgn import Object
+from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.sched import task_on_cpu
+
+from .symbols import SymbolRef, symbolize
+
+__all__ = ("Frame", "MmUsers", "TASK_RUNNING", "task_frames", "task_state", "user_mms")
+
+TASK_RUNNING = 0
+TASK_UNINTERRUPTIBLE = 2
+
+
+def task_state(task: Object) -> int:
+    """``task->__state`` (since 5.14) or ``task->state``."""
+    try:
+        return task.__state.value_()
+    except AttributeError:
+        return task.state.value_()
+
+
+def task_comm(task: Object) -> str:
+    return task.comm.string_().decode(errors="replace")
+
+
+def on_cpu(task: Object) -> bool:
+    try:
+        return bool(task_on_cpu(task))
+    except (AttributeError, LookupError):
+        return bool(task.on_cpu)
+
+
+class Frame(NamedTuple):
+    """One stack frame, named."""
+
+    pc: int
+    symbol: SymbolRef
+    frame: drgn.StackFrame | None  #: for reading locals; not serialized
+
+    @property
+    def name(self) -> str | None:
+        return self.symbol.name
+
+
+def task_frames(prog: drgn.Program, task: Object) -> list[Frame]:
+    """The task's kernel stack, innermost first; inlined frames named too.
+
+    :raises ValueError: if the stack cannot be unwound (e.g. running live).
+    """
+    out = []
+    for f in prog.stack_trace(task):
+        pc = f.pc
+        ref = symbolize(prog, pc)
+        if f.name and f.name != ref.name:
+            ref = SymbolRef(pc, f.name, 0, ref.module)
+        out.append(Frame(pc, ref, f))
+    return out
+
+
+class MmUsers(NamedTuple):
+    """One user address space and the threads that share it."""
+
+    mm: Object
+    pids: list[int]
+    comms: list[str]
+
+
+def user_mms(prog: drgn.Program) -> list[MmUsers]:
+    """Every distinct ``mm_struct`` of a user task, with its threads."""
+    mms: dict[int, MmUsers] = {}
+    for task in for_each_task(prog):
+        mm = task.mm
+        if not mm:
+            continue
+        key = mm.value_()
+        if key not in mms:
+            mms[key] = MmUsers(mm, [], [])
+        mms[key].pids.append(task.pid.value_())
+        mms[key].comms.append(task_comm(task))
+    return list(mms.values())

@@ -1,0 +1,103 @@
+"""VMAs of a memory map as plain records (maple tree since 6.1, rbtree before).
+
+drgn's ``for_each_vma`` handles both containers; this module turns each VMA
+into a :class:`VmaInfo` with its file and its ``vm_ops`` handlers named.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import NamedTuple, Sequence
+
+import drgn
+from drgn import Object
+from drgn.helpers.linux.mm import for_each_vma
+
+from .fs import file_path
+from .symbols import SymbolRef, symbolize
+
+__all__ = ("VM_IO", "VM_MIXEDMAP", "VM_PFNMAP", "VM_SHARED", "VmaInfo", "VmaMap", "mm_vmas", "vma_info")
+
+# include/linux/mm.h; these bits have not moved since 2.6.
+VM_SHARED = 0x00000008
+VM_IO = 0x00004000
+VM_PFNMAP = 0x00000400
+VM_MIXEDMAP = 0x10000000
+
+
+class VmaInfo(NamedTuple):
+    """One vm_area_struct."""
+
+    address: int
+    start: int
+    end: int
+    flags: int
+    pgoff: int
+    file: str | None  #: path of vm_file
+    inode: int | None  #: vm_file's inode number
+    mapping: int  #: vm_file->f_mapping (0 for anonymous VMAs)
+    vm_ops: SymbolRef
+    fault: SymbolRef  #: vm_ops->fault
+    page_mkwrite: SymbolRef  #: vm_ops->page_mkwrite
+
+    @property
+    def special(self) -> bool:
+        """PFN-mapped or I/O: its PTEs need not point at normal pages."""
+        return bool(self.flags & (VM_PFNMAP | VM_IO | VM_MIXEDMAP))
+
+    def file_index(self, address: int, page_shift: int) -> int:
+        """The file page index that ``address`` maps."""
+        return self.pgoff + ((address - self.start) >> page_shift)
+
+
+def _handler(prog: drgn.Program, ops: Object, name: str) -> SymbolRef:
+    try:
+        return symbolize(prog, getattr(ops, name).value_()) if ops else SymbolRef(0, None, 0, None)
+    except AttributeError:
+        return SymbolRef(0, None, 0, None)
+
+
+def vma_info(prog: drgn.Program, vma: Object) -> VmaInfo:
+    """Decode one ``struct vm_area_struct *``."""
+    f = vma.vm_file
+    ops = vma.vm_ops
+    return VmaInfo(
+        address=vma.value_(),
+        start=vma.vm_start.value_(),
+        end=vma.vm_end.value_(),
+        flags=vma.vm_flags.value_(),
+        pgoff=vma.vm_pgoff.value_(),
+        file=file_path(f) if f else None,
+        inode=f.f_inode.i_ino.value_() if f else None,
+        mapping=f.f_mapping.value_() if f else 0,
+        vm_ops=symbolize(prog, ops.value_()),
+        fault=_handler(prog, ops, "fault"),
+        page_mkwrite=_handler(prog, ops, "page_mkwrite"),
+    )
+
+
+class VmaMap:
+    """The VMAs of one mm, in address order, with lookup by address."""
+
+    def __init__(self, vmas: Sequence[VmaInfo]) -> None:
+        self.vmas = sorted(vmas, key=lambda v: v.start)
+        self._starts = [v.start for v in self.vmas]
+
+    def at(self, address: int) -> VmaInfo | None:
+        """The VMA that contains ``address``, if any."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and self.vmas[i].start <= address < self.vmas[i].end:
+            return self.vmas[i]
+        return None
+
+    def __iter__(self):
+        return iter(self.vmas)
+
+    def __len__(self) -> int:
+        return len(self.vmas)
+
+
+def mm_vmas(mm: Object) -> VmaMap:
+    """Every VMA of ``struct mm_struct *`` mm."""
+    prog = mm.prog_
+    return VmaMap([vma_info(prog, v) for v in for_each_vma(mm)])

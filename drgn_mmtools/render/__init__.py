@@ -1,0 +1,1 @@
+"""Renderers of check results: JSON for pipelines, rich text for people."""

@@ -1,0 +1,32 @@
+"""Run checks in isolation: a check that raises is recorded, the rest go on."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Callable, Iterable
+
+from .checks import CheckSpec, all_checks
+from .context import Context
+from .findings import CheckResult
+
+
+def run_checks(ctx: Context, names: Iterable[str] | None = None,
+               progress: Callable[[str], None] | None = None) -> list[CheckResult]:
+    """Run the named checks (all by default) and return their results in order."""
+    specs = all_checks()
+    chosen = list(names) if names else list(specs)
+    results = []
+    for name in chosen:
+        spec: CheckSpec = specs[name]
+        if progress:
+            progress(name)
+        start = time.monotonic()
+        try:
+            result = spec.run(ctx)
+        except Exception as e:  # noqa: BLE001 - isolation is the point
+            result = CheckResult(name, error=f"{type(e).__name__}: {' '.join(str(e).split())}",
+                                 traceback=traceback.format_exc())
+        result.seconds = time.monotonic() - start
+        results.append(result)
+    return results
