@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .summary import kernel_summary
-from .target import TargetError, TargetSpec, open_program
+from .target import TargetError, TargetSpec, open_program, quiet_drgn_logs
 
 CHECK_HELP = """exit status: 0 no findings, 1 findings, 2 the tool could not do its job
 (the target or its debug info could not be opened, or a check failed; the
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_drgn_logs()
     try:
         return args.func(args)
     except TargetError as e:

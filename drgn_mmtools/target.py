@@ -7,6 +7,7 @@ message is one line a user can act on.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,11 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def quiet_drgn_logs() -> None:
+    """Keep drgn's own warnings off stderr: errors reach the user as one line."""
+    logging.getLogger("drgn").setLevel(logging.CRITICAL)
+
+
 def open_program(spec: TargetSpec) -> drgn.Program:
     """Open the target and load its debug info.
 
@@ -71,12 +77,28 @@ def open_program(spec: TargetSpec) -> drgn.Program:
             prog.set_qemu_qmp(spec.qemu)
         else:
             prog.set_kernel()
-    except (drgn.FaultError, ValueError, OSError, drgn.MissingDebugInfoError) as e:
+    except TargetError:
+        raise
+    except Exception as e:  # noqa: BLE001 - drgn reports libkdumpfile errors as Exception
         raise TargetError(f"cannot open {spec.describe()}: {_one_line(e)}") from None
     if not (prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL):
         raise TargetError(f"{spec.describe()} is not a Linux kernel core dump")
     _load_debug_info(prog, spec)
+    _sanity_read(prog, spec)
     return prog
+
+
+def _sanity_read(prog: drgn.Program, spec: TargetSpec) -> None:
+    """Read what every check needs first; a dump that fails here is unusable."""
+    for what in ("init_uts_ns", "init_task"):
+        try:
+            obj = prog[what]
+            prog.read(obj.address_, min(obj.type_.size, 256))
+        except drgn.FaultError as e:
+            raise TargetError(f"cannot read {what} from {spec.describe()} (truncated or "
+                              f"filtered dump?): {_one_line(e)}") from None
+        except (KeyError, LookupError):
+            raise TargetError(f"the debug info has no {what}: is it a Linux vmlinux?") from None
 
 
 def _qemu_unsupported() -> None:
@@ -105,7 +127,7 @@ def _load_debug_info(prog: drgn.Program, spec: TargetSpec) -> None:
             prog.load_debug_info(explicit, main=True)
     except drgn.MissingDebugInfoError:
         pass  # judged below: only the kernel's own debug info is required
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - libelf/libdw errors arrive as Exception
         raise TargetError(f"cannot load debug info: {_one_line(e)}") from None
     try:
         missing = prog.main_module().wants_debug_file()

@@ -1,0 +1,131 @@
+"""Every truth item of every fixture is found by the right check, with the
+recorded pfn, inode, index, pid and address; clean dumps yield nothing.
+
+Expected values come from manifest.json, recorded inside the guest.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .manifests import Fixture, all_fixtures
+from .tool import results
+
+FIXTURES = all_fixtures()
+BUGS = [f for f in FIXTURES if not f.data["clean"]]
+CLEAN = [f for f in FIXTURES if f.data["clean"]]
+
+
+def ids(fxs):
+    return [f.id for f in fxs]
+
+
+def findings(fx: Fixture, check: str):
+    r = results(fx.path)[check]
+    assert not r.failed, r.traceback
+    return r.findings
+
+
+def one(items, **match):
+    found = [f for f in items if all(f.evidence.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"expected one finding with {match}, got {[f.summary for f in items]}"
+    return found[0]
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=ids(BUGS))
+def test_mapping_mismatch_names_both_files(fx: Fixture):
+    (t,) = fx.truth("mapping_mismatch")
+    f = one(findings(fx, "mapping-mismatch"), pid=t["pid"], address=t["address"])
+    assert f.severity == "error"
+    assert f.evidence["pfn"] == t["pfn"]
+    assert f.evidence["kind"] == "other-file"
+    assert (f.evidence["vma_file"], f.evidence["vma_inode"]) == (t["vma_file"], t["vma_inode"])
+    assert (f.evidence["page_file"], f.evidence["page_inode"]) == (t["page_file"], t["page_inode"])
+    assert f.evidence["index"] == t["index"]
+    assert f.evidence["page_fs"] == t["page_fs"]
+    assert f.evidence["handler_module"] == "mmfixture"
+    assert f.evidence["page_mkwrite_handler"].startswith("pcc_retry_page_mkwrite")
+    assert f.evidence["in_page_cache"] is True
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=ids(BUGS))
+def test_fault_retry_finds_the_spinning_task(fx: Fixture):
+    (t,) = fx.truth("fault_retry")
+    f = one(findings(fx, "fault-retry"), pid=t["pid"])
+    assert f.evidence["comm"] == t["comm"]
+    assert f.evidence["address"] == t["address"]
+    assert f.evidence["in_handler"].startswith("pcc_retry_page_mkwrite")
+    assert f.evidence["mismatch"] == "other-file"
+    (mm,) = fx.truth("mapping_mismatch")
+    assert f.evidence["page_file"] == mm["page_file"]
+    assert f.evidence["pfn"] == mm["pfn"]
+    assert f.severity == "error"
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=ids(BUGS))
+def test_hwpoison_every_poisoned_page(fx: Fixture):
+    got = findings(fx, "hwpoison-pagecache")
+    truth = fx.truth("hwpoison")
+    assert sorted(f.evidence["pfn"] for f in got) == sorted(t["pfn"] for t in truth)
+    for t in truth:
+        f = one(got, pfn=t["pfn"])
+        assert f.evidence["in_page_cache"] == t["in_page_cache"]
+        if t["in_page_cache"]:
+            assert f.severity == "error"
+            for key in ("inode", "index", "file", "fs"):
+                assert f.evidence[key] == t[key], key
+            assert f.evidence["dirty"] == t["dirty_when_poisoned"]
+        if t["fs"] == "anon":
+            assert f.evidence["fs"] == "anon"
+    (count,) = [r for r in results(fx.path)["hwpoison-pagecache"].records
+                if r["kind"] == "poison_count"]
+    assert count["scanned"] == len(truth)
+    assert count["kernel_num_poisoned_pages"] == len(truth)
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
+def test_dax_entries_inventory_matches_the_kernel(fx: Fixture):
+    r = results(fx.path)["dax-entries"]
+    assert not r.failed, r.traceback
+    rows = {(row["inode"], row["index"]): row for row in r.records}
+    truth = fx.truth("dax_entry")
+    assert truth
+    for t in truth:
+        row = rows[(t["inode"], t["index"])]
+        for key in ("file", "value", "pfn", "locked", "pmd", "zero", "empty", "order"):
+            assert row[key] == t[key], (key, t)
+        assert row["waiter_pids"] == t["waiter_pids"]
+    assert any(t["pmd"] for t in truth), "the fixture should hold a PMD entry"
+    assert len(rows) == len(truth)
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=ids(BUGS))
+def test_dax_locked_entry_and_its_waiter(fx: Fixture):
+    (locked,) = [t for t in fx.truth("dax_entry") if t["locked"]]
+    (waiter,) = fx.truth("dax_waiter")
+    f = one(findings(fx, "dax-entries"), inode=locked["inode"], index=locked["index"])
+    assert f.severity == "error"
+    assert f.evidence["locked"] is True and f.evidence["pmd"] == locked["pmd"]
+    assert f.evidence["waiter_pids"] == locked["waiter_pids"] == [waiter["pid"]]
+    assert f.evidence["file"] == locked["file"]
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=ids(BUGS))
+def test_bug_dumps_have_no_unexplained_findings(fx: Fixture):
+    expected = {
+        "mapping-mismatch": len(fx.truth("mapping_mismatch")),
+        "fault-retry": len(fx.truth("fault_retry")),
+        "hwpoison-pagecache": len(fx.truth("hwpoison")),
+        "dax-entries": sum(1 for t in fx.truth("dax_entry") if t["locked"]),
+        "pagetable-sanity": 0,
+    }
+    got = {name: len(r.findings) for name, r in results(fx.path).items()}
+    assert got == expected
+
+
+@pytest.mark.parametrize("fx", CLEAN, ids=ids(CLEAN))
+def test_clean_dump_yields_no_findings(fx: Fixture):
+    for name, r in results(fx.path).items():
+        assert not r.failed, r.traceback
+        assert r.findings == [], name
+        assert r.unreadable == [], name
