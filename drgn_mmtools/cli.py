@@ -83,7 +83,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     target = target_description(spec, prog)
     options = Options(live=target["live"], sample_seconds=args.interval)
     err = Console(stderr=True)
-    progress = (lambda name: err.log(f"running {name}")) if err.is_terminal else None
+    progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
+                ) if err.is_terminal else None
     results = run_checks(Context(prog, options), args.check, progress)
     if any(r.failed for r in results):
         code = EXIT_ERROR

@@ -1,8 +1,9 @@
 """Live guests: boot the shipped kernel and initramfs, attach drgn over QMP.
 
 One guest per arch runs the "bugs" scenarios; stock drgn (tests/oracle.py)
-must see each truth record the guest printed, and the fault-retry task's
-fault counter must climb while we watch.
+must see each truth record the guest printed, the fault-retry task's fault
+counter must climb while we watch, and drgn-mmtools attached over a second
+QMP socket must report what the guest recorded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from fixtures import lab
 from fixtures.arches import ARCHES
 
 from . import oracle
+from .livecheck import assert_live_findings
 from .manifests import load_symbols
+from .tool import cli_json
 
 pytestmark = pytest.mark.live
 
@@ -65,3 +68,13 @@ def test_live_fault_retry_counter_climbs(live):
     time.sleep(2)
     after = task.min_flt.value_()
     assert after > before, f"min_flt did not climb ({before} -> {after})"
+
+
+def test_tool_on_the_live_guest_matches_its_truth(live):
+    guest, _ = live
+    d = lab.arch_dir(guest.arch)
+    code, doc = cli_json("--qemu", str(guest.tool_socket), "--vmlinux", str(d / "vmlinux.debug"),
+                         "--module", str(d / "mmfixture.ko"))
+    assert code == 1
+    assert doc["target"]["live"] is True
+    assert_live_findings({c["check"]: c for c in doc["checks"]}, guest.truth)

@@ -1,0 +1,11 @@
+"""drgn script: the dax-entries check.
+
+    drgn -c VMCORE -s VMLINUX commands/dax_entries.py [--format json]
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from drgn_mmtools.embedded import script_main  # noqa: E402
+
+sys.exit(script_main(prog, ["dax-entries"]))  # noqa: F821 - drgn provides prog

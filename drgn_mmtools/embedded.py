@@ -1,0 +1,54 @@
+"""Run checks from inside drgn: its command prompt and plain drgn scripts.
+
+Both render the same typed results as the command line does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import drgn
+
+from .checks import all_checks
+from .context import Context, Options
+from .render import jsonout, text
+from .runner import run_checks
+
+
+def target_of(prog: drgn.Program) -> dict:
+    from .summary import kernel_summary
+
+    s = kernel_summary(prog)
+    live = bool(prog.flags & drgn.ProgramFlags.IS_LIVE)
+    return {"description": "the running kernel" if live else "core dump",
+            "kernel_release": s.release, "arch": s.machine.lower(), "live": live}
+
+
+def run_and_render(prog: drgn.Program, names: Sequence[str], fmt: str = "text",
+                   interval: float = 0.5) -> int:
+    """Run checks on ``prog``, print them, and return the exit status (0/1/2)."""
+    from rich.console import Console
+
+    target = target_of(prog)
+    results = run_checks(Context(prog, Options(live=target["live"], sample_seconds=interval)),
+                         names)
+    code = 2 if any(r.failed for r in results) else 1 if any(r.findings for r in results) else 0
+    if fmt == "json":
+        print(jsonout.dumps(jsonout.document(results, target, code)))
+    else:
+        text.render(Console(), results, target)
+    return code
+
+
+def script_main(prog: drgn.Program, default_checks: Sequence[str] | None = None,
+                argv: Sequence[str] | None = None) -> int:
+    """Entry point of the scripts in commands/: ``drgn -c CORE -s VMLINUX commands/X.py``."""
+    parser = argparse.ArgumentParser(prog=sys.argv[0] if sys.argv else "drgn-mmtools")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--check", action="append", choices=list(all_checks()))
+    parser.add_argument("--interval", type=float, default=0.5)
+    args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    return run_and_render(prog, args.check or list(default_checks or all_checks()), args.format,
+                          args.interval)

@@ -1,0 +1,36 @@
+"""Compare a live run of drgn-mmtools with what the guest recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def assert_live_findings(doc_checks: dict[str, dict[str, Any]], truth: list[dict[str, Any]]) -> None:
+    """The findings of a live bugs guest match its truth records.
+
+    :param doc_checks: check name -> that check's JSON result.
+    """
+    for name, check in doc_checks.items():
+        assert check["status"] == "ok", (name, check["error"])
+
+    def findings(name):
+        return [f["evidence"] for f in doc_checks[name]["findings"]]
+
+    (mm,) = [t for t in truth if t["kind"] == "mapping_mismatch"]
+    (ev,) = [e for e in findings("mapping-mismatch") if e["pid"] == mm["pid"]]
+    assert (ev["address"], ev["pfn"], ev["page_inode"], ev["vma_file"]) == \
+        (mm["address"], mm["pfn"], mm["page_inode"], mm["vma_file"])
+
+    (fr,) = [t for t in truth if t["kind"] == "fault_retry"]
+    (ev,) = [e for e in findings("fault-retry") if e["pid"] == fr["pid"]]
+    assert ev["fault_rate"] > 0 and ev["address"] == fr["address"]
+    assert all(b > a for a, b in zip(ev["fault_samples"], ev["fault_samples"][1:]))
+
+    poisoned = {e["pfn"]: e for e in findings("hwpoison-pagecache")}
+    for t in (t for t in truth if t["kind"] == "hwpoison"):
+        assert poisoned[t["pfn"]]["in_page_cache"] == t["in_page_cache"]
+
+    (locked,) = [t for t in truth if t["kind"] == "dax_entry" and t["locked"]]
+    (ev,) = [e for e in findings("dax-entries") if e["locked"]]
+    assert (ev["inode"], ev["index"], ev["waiter_pids"]) == \
+        (locked["inode"], locked["index"], locked["waiter_pids"])
