@@ -81,11 +81,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec = target_spec(args)
     prog = open_program(spec)
     target = target_description(spec, prog)
-    options = Options(live=target["live"], sample_seconds=args.interval)
+    options = Options(live=target["live"], sample_seconds=args.interval, workers=args.jobs)
     err = Console(stderr=True)
     progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
                 ) if err.is_terminal else None
-    results = run_checks(Context(prog, options), args.check, progress)
+    results = run_checks(Context(prog, options, spec), args.check, progress)
     if any(r.failed for r in results):
         code = EXIT_ERROR
     else:
@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--output", "-o", type=Path, help="write the report here")
     check.add_argument("--interval", type=float, default=0.5,
                        help="live targets: seconds between fault-counter samples")
+    check.add_argument("--jobs", "-j", type=int, default=0,
+                       help="processes for the mem_map scan of big compressed dumps "
+                            "(default: one per CPU)")
     check.set_defaults(func=cmd_check)
     return parser
 

@@ -15,6 +15,8 @@ from typing import Sequence
 
 import drgn
 
+from .dumpfile import elf_platform, read_header
+
 
 class TargetError(Exception):
     """The target or its debug info cannot be opened; the message is one line."""
@@ -70,7 +72,7 @@ def open_program(spec: TargetSpec) -> drgn.Program:
     try:
         if spec.core is not None:
             _check_file(spec.core, "vmcore")
-            prog.set_core_dump(str(spec.core))
+            prog = _open_core(spec)
         elif spec.qemu is not None:
             if not hasattr(prog, "set_qemu_qmp"):
                 _qemu_unsupported()
@@ -88,6 +90,46 @@ def open_program(spec: TargetSpec) -> drgn.Program:
     return prog
 
 
+def _open_core(spec: TargetSpec) -> drgn.Program:
+    """A Program on a core dump.
+
+    drgn (libkdumpfile) cannot tell the architecture of QEMU's kdump-compressed
+    dumps ("KDUMP_ATTR_ARCH_NAME: Key has no value"); the vmlinux's ELF header
+    names it.
+    """
+    assert spec.core is not None
+    prog = drgn.Program()
+    try:
+        prog.set_core_dump(str(spec.core))
+        return prog
+    except Exception:
+        header = read_header(spec.core)
+        platform = elf_platform(spec.vmlinux) if spec.vmlinux else None
+        if header.format != "kdump" or platform is None:
+            raise
+    prog = drgn.Program(platform)
+    prog.set_core_dump(str(spec.core))
+    return prog
+
+
+def _dump_hint(prog: drgn.Program, spec: TargetSpec) -> str:
+    """Advice for dumps drgn is known to misread, or ""."""
+    if spec.core is None:
+        return ""
+    header = read_header(spec.core)
+    try:
+        page_size = prog["PAGE_SIZE"].value_()
+    except (KeyError, drgn.FaultError):
+        page_size = 4096
+    if header.format == "kdump" and header.block_size not in (0, page_size):
+        return (f"; the kdump header's block size is {header.block_size} but the kernel's pages "
+                f"are {page_size} bytes, which drgn cannot translate (QEMU writes such "
+                f"kdump-compressed dumps of aarch64 guests): take an ELF dump instead "
+                f"(dump-guest-memory without a format, or virsh dump --memory-only) and "
+                f"compress it with makedumpfile -c if needed")
+    return ""
+
+
 def _sanity_read(prog: drgn.Program, spec: TargetSpec) -> None:
     """Read what every check needs first; a dump that fails here is unusable."""
     for what in ("init_uts_ns", "init_task"):
@@ -95,8 +137,9 @@ def _sanity_read(prog: drgn.Program, spec: TargetSpec) -> None:
             obj = prog[what]
             prog.read(obj.address_, min(obj.type_.size, 256))
         except drgn.FaultError as e:
-            raise TargetError(f"cannot read {what} from {spec.describe()} (truncated or "
-                              f"filtered dump?): {_one_line(e)}") from None
+            hint = _dump_hint(prog, spec) or " (truncated or filtered dump?)"
+            raise TargetError(f"cannot read {what} from {spec.describe()}: {_one_line(e)}"
+                              f"{hint}") from None
         except (KeyError, LookupError):
             raise TargetError(f"the debug info has no {what}: is it a Linux vmlinux?") from None
 

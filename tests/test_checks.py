@@ -129,3 +129,21 @@ def test_clean_dump_yields_no_findings(fx: Fixture):
         assert not r.failed, r.traceback
         assert r.findings == [], name
         assert r.unreadable == [], name
+
+
+def test_parallel_scan_equals_the_single_process_scan():
+    from drgn_mmtools.helpers.memmap import flag_test, scan_pages, scan_pages_parallel
+    from drgn_mmtools.helpers.pageflags import pageflag_bit, page_type_tests
+    from drgn_mmtools.target import TargetSpec, open_program
+
+    fx = BUGS[0]
+    spec = TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules)
+    prog = open_program(spec)
+    preds = {"hwpoison": [flag_test(prog, pageflag_bit(prog, "PG_hwpoison"))],
+             "buddy": page_type_tests(prog, "buddy")}
+    one = scan_pages(prog, preds)
+    two = scan_pages_parallel(prog, spec, preds, 2)
+    assert one.pages_scanned == two.pages_scanned > 0
+    for name in preds:
+        assert list(one.matches[name]) == list(two.matches[name])
+    assert sorted(one.matches["hwpoison"]) == sorted(t["pfn"] for t in fx.truth("hwpoison"))

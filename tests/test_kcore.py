@@ -18,7 +18,7 @@ import pytest
 from fixtures import lab
 from fixtures.arches import ARCHES
 
-from .livecheck import assert_live_findings
+from .livecheck import assert_guest_findings
 
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,4 +50,4 @@ cat /run/stderr
     doc = json.loads(m.group(1).replace("\r", ""))
     assert doc["target"]["live"] is True
     assert doc["target"]["description"] == "the running kernel"
-    assert_live_findings({c["check"]: c for c in doc["checks"]}, guest.truth)
+    assert_guest_findings({c["check"]: c for c in doc["checks"]}, guest.truth)

@@ -17,7 +17,7 @@ from .mapping_mismatch import in_page_cache
 from ..context import Context
 from ..findings import CheckResult
 from ..helpers.fs import mapping_owner
-from ..helpers.memmap import flag_test, scan_pages
+from ..helpers.memmap import flag_test
 from ..helpers.pageflags import pageflag_bit
 
 NAME = "hwpoison-pagecache"
@@ -47,7 +47,7 @@ def run(ctx: Context) -> CheckResult:
         lay = page_layout(prog)
         tail = ByteTest(lay.compound_head + (0 if lay.byteorder == "little" else lay.word - 1), 1, 1)
         preds["has_hwpoisoned"] = [flag_test(prog, has_bit), tail]
-    scan = scan_pages(prog, preds)
+    scan = ctx.scan_pages(preds)
     result.unreadable += [f"struct pages of pfns {s:#x}-{e:#x}" for s, e in scan.unreadable]
     pfns = list(scan.matches["hwpoison"])
     mappers = ctx.mappers(set(pfns))

@@ -127,6 +127,65 @@ def scan_pages(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
     return result
 
 
+def split_ranges(ranges: Sequence[tuple[int, int, int]], pieces: int,
+                 stride: int) -> list[list[tuple[int, int, int]]]:
+    """Cut PFN ranges into ``pieces`` lists of about equal page counts."""
+    total = sum(e - s for s, e, _ in ranges)
+    target = max(1, -(-total // pieces))
+    out: list[list[tuple[int, int, int]]] = [[]]
+    room = target
+    for start, end, addr in ranges:
+        pfn = start
+        while pfn < end:
+            n = min(room, end - pfn)
+            out[-1].append((pfn, pfn + n, addr + (pfn - start) * stride))
+            pfn += n
+            room -= n
+            if room == 0:
+                out.append([])
+                room = target
+    return [piece for piece in out if piece]
+
+
+_WORKER_PROG: drgn.Program | None = None
+
+
+def _worker_init(spec) -> None:
+    global _WORKER_PROG
+    from ..target import open_program, quiet_drgn_logs
+
+    quiet_drgn_logs()
+    _WORKER_PROG = open_program(spec)
+
+
+def _worker_scan(preds, ranges) -> MemmapScan:
+    assert _WORKER_PROG is not None
+    return scan_pages(_WORKER_PROG, preds, ranges)
+
+
+def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[ByteTest]],
+                        workers: int) -> MemmapScan:
+    """:func:`scan_pages` split across worker processes, each with its own Program.
+
+    Worth it for kdump-compressed dumps, where decompression bounds one
+    process.  ``spec`` is the :class:`~drgn_mmtools.target.TargetSpec` the
+    workers open; matches come back in PFN order.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    stride = prog.type("struct page").size
+    pieces = split_ranges(valid_page_ranges(prog), workers * 4, stride)
+    result = MemmapScan(matches={name: array("Q") for name in preds})
+    # spawn, not fork: drgn's OpenMP threads do not survive a fork.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(spec,)) as pool:
+        for part in pool.map(_worker_scan, [preds] * len(pieces), pieces):
+            result.merge(part)
+    return result
+
+
 def _has(prog: drgn.Program, name: str) -> bool:
     try:
         prog[name]

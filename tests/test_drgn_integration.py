@@ -1,0 +1,42 @@
+"""The checks inside stock drgn: scripts in commands/ and the %mm_* commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .manifests import Fixture, all_fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+BUGS = [f for f in all_fixtures() if not f.data["clean"]]
+
+
+def drgn(fx: Fixture, *args: str) -> str:
+    cmd = [sys.executable, "-m", "drgn", "-q", "-c", str(fx.dump), "-s", str(fx.vmlinux),
+           *[a for m in fx.modules for a in ("-s", str(m))], *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=[f.id for f in BUGS])
+def test_commands_script_runs_under_stock_drgn(fx: Fixture):
+    doc = json.loads(drgn(fx, str(ROOT / "commands" / "hwpoison_pagecache.py"), "--format", "json"))
+    (check,) = doc["checks"]
+    got = sorted(f["evidence"]["pfn"] for f in check["findings"])
+    assert got == sorted(t["pfn"] for t in fx.truth("hwpoison"))
+
+
+@pytest.mark.parametrize("fx", BUGS, ids=[f.id for f in BUGS])
+def test_plugin_command_at_the_drgn_prompt(fx: Fixture):
+    out = drgn(fx, "-e", "from drgn.commands import run_command\n"
+                         "run_command(prog, 'mm_check dax-entries --format json')")
+    doc = json.loads(out)
+    (locked,) = [t for t in fx.truth("dax_entry") if t["locked"]]
+    (f,) = doc["checks"][0]["findings"]
+    assert (f["evidence"]["inode"], f["evidence"]["index"], f["evidence"]["waiter_pids"]) == \
+        (locked["inode"], locked["index"], locked["waiter_pids"])
