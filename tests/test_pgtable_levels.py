@@ -1,0 +1,50 @@
+"""The page-table walker against drgn's follow_pfn on every mapped page,
+including x86_64 5-level paging (a live guest on a CPU model with LA57)."""
+
+from __future__ import annotations
+
+import drgn
+import pytest
+from drgn.helpers.linux.mm import follow_pfn
+
+from drgn_mmtools.helpers.pgtable import page_table_format, walk_user_page_tables
+from drgn_mmtools.helpers.tasks import user_mms
+from fixtures import lab
+from fixtures.arches import ARCHES
+
+from .manifests import all_fixtures, load_symbols, open_dump
+
+FIXTURES = all_fixtures()
+
+
+def assert_walk_matches_drgn(prog: drgn.Program) -> int:
+    checked = 0
+    for users in user_mms(prog):
+        for leaf in walk_user_page_tables(prog, users.mm.pgd.value_()):
+            assert follow_pfn(users.mm, leaf.vaddr).value_() == leaf.pfn, hex(leaf.vaddr)
+            checked += 1
+    assert checked > 100
+    return checked
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=[f.id for f in FIXTURES])
+def test_walk_matches_drgn_on_dumps(fx):
+    prog = open_dump(fx.path)
+    assert page_table_format(prog).levels == 4
+    assert_walk_matches_drgn(prog)
+
+
+@pytest.mark.live
+def test_walk_matches_drgn_with_5_level_paging(tmp_path):
+    arch = ARCHES["x86_64"]
+    guest = lab.boot_shipped(arch, "bugs", tmp_path, cpu="qemu64,+la57")
+    try:
+        guest.wait_ready(timeout=900)
+        prog = drgn.Program()
+        prog.set_qemu_qmp(str(guest.drgn_socket))
+        d = lab.arch_dir(arch)
+        load_symbols(prog, d / "vmlinux.debug", [d / "mmfixture.ko"])
+        assert page_table_format(prog).levels == 5
+        assert_walk_matches_drgn(prog)
+    finally:
+        guest.stop()
