@@ -65,22 +65,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def target_description(spec: TargetSpec, prog) -> dict:
-    s = kernel_summary(prog)
-    return {"description": spec.describe(), "kernel_release": s.release,
-            "arch": s.machine.lower(), "live": spec.live or spec.qemu is not None}
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .context import Context, Options
+    from .embedded import target_of
     from .render import jsonout, text
     from .runner import run_checks
 
     spec = target_spec(args)
     prog = open_program(spec)
-    target = target_description(spec, prog)
+    target = target_of(prog, spec.describe())
     options = Options(live=target["live"], sample_seconds=args.interval, workers=args.jobs)
     err = Console(stderr=True)
     progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)

@@ -59,6 +59,7 @@ class Context:
         self.prog = prog
         self.options = options or Options()
         self.spec = spec  #: how prog was opened, for worker processes
+        self.memo: dict = {}  #: results checks share, keyed by (what, of what)
         self._pages: dict[int, PageInfo | None] = {}
 
     def scan_pages(self, preds: Mapping[str, Sequence[ByteTest]]) -> MemmapScan:

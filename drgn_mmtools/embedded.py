@@ -17,13 +17,16 @@ from .render import jsonout, text
 from .runner import run_checks
 
 
-def target_of(prog: drgn.Program) -> dict:
+def target_of(prog: drgn.Program, description: str | None = None) -> dict:
+    """The "target" object of a report: what was inspected."""
     from .summary import kernel_summary
 
     s = kernel_summary(prog)
     live = bool(prog.flags & drgn.ProgramFlags.IS_LIVE)
-    return {"description": "the running kernel" if live else "core dump",
-            "kernel_release": s.release, "arch": s.machine.lower(), "live": live}
+    if description is None:
+        description = "the running kernel" if live else "core dump"
+    return {"description": description, "kernel_release": s.release,
+            "arch": s.machine.lower(), "live": live}
 
 
 def run_and_render(prog: drgn.Program, names: Sequence[str], fmt: str = "text",

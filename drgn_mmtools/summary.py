@@ -9,6 +9,8 @@ from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.mm import totalram_pages
 from drgn.helpers.linux.pid import for_each_task
 
+from .helpers.probe import object_value
+
 
 class KernelSummary(NamedTuple):
     """What kernel the target runs, and how big it is."""
@@ -23,9 +25,8 @@ class KernelSummary(NamedTuple):
 
 def kernel_summary(prog: drgn.Program) -> KernelSummary:
     """Summarise the target: release, arch, memory, CPUs, tasks. All kernels."""
-    release = prog["UTS_RELEASE"].string_().decode() if _has(prog, "UTS_RELEASE") else \
-        prog["init_uts_ns"].name.release.string_().decode()
-    page_size = prog["PAGE_SIZE"].value_() if _has(prog, "PAGE_SIZE") else 4096
+    release = prog["init_uts_ns"].name.release.string_().decode(errors="replace")
+    page_size = object_value(prog, "PAGE_SIZE", 4096)
     return KernelSummary(
         release=release,
         machine=prog.platform.arch.name if prog.platform else "unknown",
@@ -35,10 +36,3 @@ def kernel_summary(prog: drgn.Program) -> KernelSummary:
         tasks=sum(1 for _ in for_each_task(prog)),
     )
 
-
-def _has(prog: drgn.Program, name: str) -> bool:
-    try:
-        prog[name]
-        return True
-    except KeyError:
-        return False

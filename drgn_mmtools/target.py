@@ -16,6 +16,7 @@ from typing import Sequence
 import drgn
 
 from .dumpfile import elf_platform, read_header
+from .helpers.probe import object_value
 
 
 class TargetError(Exception):
@@ -117,10 +118,7 @@ def _dump_hint(prog: drgn.Program, spec: TargetSpec) -> str:
     if spec.core is None:
         return ""
     header = read_header(spec.core)
-    try:
-        page_size = prog["PAGE_SIZE"].value_()
-    except (KeyError, drgn.FaultError):
-        page_size = 4096
+    page_size = object_value(prog, "PAGE_SIZE", 4096)
     if header.format == "kdump" and header.block_size not in (0, page_size):
         return (f"; the kdump header's block size is {header.block_size} but the kernel's pages "
                 f"are {page_size} bytes, which drgn cannot translate (QEMU writes such "

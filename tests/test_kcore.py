@@ -8,7 +8,6 @@ the serial console and must match the guest's recorded truth.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 from pathlib import Path

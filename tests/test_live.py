@@ -20,7 +20,7 @@ from fixtures.arches import ARCHES
 
 from . import oracle
 from .livecheck import assert_guest_findings
-from .manifests import load_symbols
+from .guests import attach
 from .tool import cli, cli_json
 
 pytestmark = pytest.mark.live
@@ -35,11 +35,7 @@ def live(request, tmp_path_factory):
     guest = lab.boot_shipped(arch, "bugs", workdir)
     try:
         guest.wait_ready(timeout=900)
-        prog = drgn.Program()
-        prog.set_qemu_qmp(str(guest.drgn_socket))
-        d = lab.arch_dir(arch)
-        load_symbols(prog, d / "vmlinux.debug", [d / "mmfixture.ko"])
-        yield guest, prog
+        yield guest, attach(guest)
     finally:
         guest.stop()
 

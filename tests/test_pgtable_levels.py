@@ -12,7 +12,8 @@ from drgn_mmtools.helpers.tasks import user_mms
 from fixtures import lab
 from fixtures.arches import ARCHES
 
-from .manifests import all_fixtures, load_symbols, open_dump
+from .guests import attach
+from .manifests import all_fixtures, open_dump
 
 FIXTURES = all_fixtures()
 
@@ -40,10 +41,7 @@ def test_walk_matches_drgn_with_5_level_paging(tmp_path):
     guest = lab.boot_shipped(arch, "bugs", tmp_path, cpu="qemu64,+la57")
     try:
         guest.wait_ready(timeout=900)
-        prog = drgn.Program()
-        prog.set_qemu_qmp(str(guest.drgn_socket))
-        d = lab.arch_dir(arch)
-        load_symbols(prog, d / "vmlinux.debug", [d / "mmfixture.ko"])
+        prog = attach(guest)
         assert page_table_format(prog).levels == 5
         assert_walk_matches_drgn(prog)
     finally:

@@ -18,7 +18,8 @@ from ..context import Context
 from ..findings import CheckResult
 from ..helpers.fs import mapping_owner
 from ..helpers.memmap import flag_test
-from ..helpers.pageflags import pageflag_bit
+from ..helpers.page import page_layout
+from ..helpers.pageflags import ByteTest, pageflag_bit
 
 NAME = "hwpoison-pagecache"
 
@@ -42,8 +43,6 @@ def run(ctx: Context) -> CheckResult:
     has_bit = pageflag_bit(prog, "PG_has_hwpoisoned")
     if has_bit is not None:
         # Set on the first tail page; bit 0 of compound_head marks a tail.
-        from ..helpers.page import page_layout
-        from ..helpers.pageflags import ByteTest
         lay = page_layout(prog)
         tail = ByteTest(lay.compound_head + (0 if lay.byteorder == "little" else lay.word - 1), 1, 1)
         preds["has_hwpoisoned"] = [flag_test(prog, has_bit), tail]

@@ -46,10 +46,14 @@ def vma_evidence(vma: VmaInfo) -> dict:
 
 
 def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
-    """Leaves of one address space whose page disagrees with its VMA's file.
+    """Leaves of one address space whose page disagrees with its VMA's file;
+    computed once per address space and shared with fault-retry.
 
     :returns: (leaf, vma, kind) with kind "other-file", "truncated" or "index".
     """
+    key = ("mismatches", mm.users.mm.value_())
+    if key in ctx.memo:
+        return ctx.memo[key]
     out = []
     shift = ctx.page_shift
     for leaf in mm.leaves:
@@ -70,6 +74,7 @@ def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
             out.append((leaf, vma, "other-file"))
         elif page.index + (page.pfn - page.head_pfn) != vma.file_index(leaf.vaddr, shift):
             out.append((leaf, vma, "index"))
+    ctx.memo[key] = out
     return out
 
 

@@ -17,6 +17,7 @@ import drgn
 from drgn.helpers.linux.mm import for_each_valid_page_range
 
 from .pageflags import ByteTest
+from .probe import object_value
 
 __all__ = ("MemmapScan", "flag_test", "scan_pages", "valid_page_ranges")
 
@@ -115,7 +116,7 @@ def scan_pages(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
     """
     stride = prog.type("struct page").size
     # The smallest unit worth retrying: the struct pages in one page of vmemmap.
-    min_pages = max(1, prog["PAGE_SIZE"].value_() // stride) if _has(prog, "PAGE_SIZE") else 64
+    min_pages = max(1, (object_value(prog, "PAGE_SIZE") or 4096) // stride)
     result = MemmapScan(matches={name: array("Q") for name in preds})
     for start, end, addr in (valid_page_ranges(prog) if ranges is None else ranges):
         pfn = start
@@ -185,10 +186,3 @@ def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
             result.merge(part)
     return result
 
-
-def _has(prog: drgn.Program, name: str) -> bool:
-    try:
-        prog[name]
-    except KeyError:
-        return False
-    return True

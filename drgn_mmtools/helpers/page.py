@@ -8,7 +8,6 @@ the debug info.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import NamedTuple
 
 import drgn

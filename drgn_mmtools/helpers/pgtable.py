@@ -16,6 +16,8 @@ from typing import Iterator, NamedTuple
 
 import drgn
 
+from .probe import object_value
+
 __all__ = ("Leaf", "PageTableFormat", "PageTableWalk", "page_table_format", "walk_user_page_tables")
 
 
@@ -63,13 +65,6 @@ def _vmcoreinfo_number(prog: drgn.Program, name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _object_value(prog: drgn.Program, name: str) -> int | None:
-    try:
-        return prog[name].value_()
-    except (KeyError, drgn.FaultError):
-        return None
-
-
 def page_table_format(prog: drgn.Program) -> PageTableFormat:
     """Probe the page-table layout of the target.
 
@@ -78,15 +73,15 @@ def page_table_format(prog: drgn.Program) -> PageTableFormat:
     if "mmtools_pgtable_format" in prog.cache:
         return prog.cache["mmtools_pgtable_format"]
     arch = prog.platform.arch
-    page_shift = _object_value(prog, "PAGE_SHIFT") or 12
+    page_shift = object_value(prog, "PAGE_SHIFT") or 12
     bits = page_shift - 3
     if arch == drgn.Architecture.X86_64:
-        levels = 5 if _object_value(prog, "__pgtable_l5_enabled") else 4
+        levels = 5 if object_value(prog, "__pgtable_l5_enabled") else 4
         va_bits = 57 if levels == 5 else 48
         fmt_arch = "x86_64"
         user_top = 1 << (va_bits - 1)
     elif arch == drgn.Architecture.AARCH64:
-        va_bits = _object_value(prog, "vabits_actual") or _vmcoreinfo_number(prog, "VA_BITS") or 48
+        va_bits = object_value(prog, "vabits_actual") or _vmcoreinfo_number(prog, "VA_BITS") or 48
         levels = -(-(va_bits - page_shift) // bits)
         fmt_arch = "aarch64"
         user_top = 1 << va_bits

@@ -14,7 +14,6 @@ from .symbols import SymbolRef, symbolize
 __all__ = ("Frame", "MmUsers", "TASK_RUNNING", "task_frames", "task_state", "user_mms")
 
 TASK_RUNNING = 0
-TASK_UNINTERRUPTIBLE = 2
 
 
 def task_state(task: Object) -> int:
