@@ -26,8 +26,8 @@ from .target import TargetSpec
 
 #: Below this many struct pages (32 GiB of 4 KiB pages) one process is faster
 #: than starting workers that each load the debug info (about 1.3 s each;
-#: measured by bench/memmap_scan.py: at 4 Mi pages, one process took 1.8 s and
-#: two took 2.2 s).
+#: measured by bench/memmap_scan.py: at 4 Mi pages, one process took 1.77 s and
+#: two took 1.67 s).
 PARALLEL_MIN_PAGES = 8 << 20
 
 

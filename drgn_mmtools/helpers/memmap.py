@@ -117,8 +117,16 @@ def scan_pages(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
     stride = prog.type("struct page").size
     # The smallest unit worth retrying: the struct pages in one page of vmemmap.
     min_pages = max(1, (object_value(prog, "PAGE_SIZE") or 4096) // stride)
+    return _scan_ranges(prog, preds, valid_page_ranges(prog) if ranges is None else ranges,
+                        stride, min_pages, chunk_pages)
+
+
+def _scan_ranges(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
+                 ranges: Iterable[tuple[int, int, int]], stride: int, min_pages: int,
+                 chunk_pages: int = CHUNK_PAGES) -> MemmapScan:
+    """The scan proper: needs only memory reads, no debug info."""
     result = MemmapScan(matches={name: array("Q") for name in preds})
-    for start, end, addr in (valid_page_ranges(prog) if ranges is None else ranges):
+    for start, end, addr in ranges:
         pfn = start
         while pfn < end:
             n = min(chunk_pages, end - pfn)
@@ -151,17 +159,21 @@ def split_ranges(ranges: Sequence[tuple[int, int, int]], pieces: int,
 _WORKER_PROG: drgn.Program | None = None
 
 
-def _worker_init(spec) -> None:
+def _worker_init(core: str, arch: str, flags: int) -> None:
+    """Open the dump without debug info: the scan only reads memory, and
+    VMCOREINFO is enough for drgn to translate vmemmap addresses.  The
+    platform is passed in (QEMU's kdump headers do not name it)."""
     global _WORKER_PROG
-    from ..target import open_program, quiet_drgn_logs
+    from ..target import quiet_drgn_logs
 
     quiet_drgn_logs()
-    _WORKER_PROG = open_program(spec)
+    _WORKER_PROG = drgn.Program(drgn.Platform(drgn.Architecture[arch], drgn.PlatformFlags(flags)))
+    _WORKER_PROG.set_core_dump(core)
 
 
-def _worker_scan(preds, ranges) -> MemmapScan:
+def _worker_scan(preds, ranges, stride: int, min_pages: int) -> MemmapScan:
     assert _WORKER_PROG is not None
-    return scan_pages(_WORKER_PROG, preds, ranges)
+    return _scan_ranges(_WORKER_PROG, preds, ranges, stride, min_pages)
 
 
 def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[ByteTest]],
@@ -169,20 +181,24 @@ def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
     """:func:`scan_pages` split across worker processes, each with its own Program.
 
     Worth it for kdump-compressed dumps, where decompression bounds one
-    process.  ``spec`` is the :class:`~drgn_mmtools.target.TargetSpec` the
-    workers open; matches come back in PFN order.
+    process.  ``spec`` is the :class:`~drgn_mmtools.target.TargetSpec` of
+    ``prog``; workers open its dump without debug info.  Matches come back in
+    PFN order.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     stride = prog.type("struct page").size
+    min_pages = max(1, (object_value(prog, "PAGE_SIZE") or 4096) // stride)
     pieces = split_ranges(valid_page_ranges(prog), workers * 4, stride)
+    n = len(pieces)
     result = MemmapScan(matches={name: array("Q") for name in preds})
     # spawn, not fork: drgn's OpenMP threads do not survive a fork.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(spec,)) as pool:
-        for part in pool.map(_worker_scan, [preds] * len(pieces), pieces):
+                             initargs=(str(spec.core), prog.platform.arch.name,
+                                       prog.platform.flags.value)) as pool:
+        for part in pool.map(_worker_scan, [preds] * n, pieces, [stride] * n, [min_pages] * n):
             result.merge(part)
     return result
 
