@@ -24,10 +24,9 @@ from .helpers.tasks import MmUsers, user_mms
 from .helpers.vma import VmaMap, mm_vmas
 from .target import TargetSpec
 
-#: Below this many struct pages (32 GiB of 4 KiB pages) one process is faster
-#: than starting workers that each load the debug info (about 1.3 s each;
-#: measured by bench/memmap_scan.py: at 4 Mi pages, one process took 1.77 s and
-#: two took 1.67 s).
+#: Below this many struct pages (32 GiB of 4 KiB pages) starting worker
+#: processes costs about what they save (bench/memmap_scan.py: at 4 Mi pages
+#: of a kdump-zlib dump, one process took 1.77 s and two took 1.67 s).
 PARALLEL_MIN_PAGES = 8 << 20
 
 
