@@ -65,7 +65,7 @@ class Context:
         """A mem_map scan; split across processes for big kdump-compressed dumps,
         where zlib decompression bounds a single process."""
         workers = self.options.workers or os.cpu_count() or 1
-        pages = sum(e - s for s, e in self.pfn_ranges)
+        pages = sum(e - s for s, e in self.pfn_ranges or [])
         spec = self.spec
         if (workers > 1 and pages >= PARALLEL_MIN_PAGES and spec is not None
                 and spec.core is not None and read_header(spec.core).format == "kdump"):
@@ -107,15 +107,28 @@ class Context:
                 self._pages[pfn] = None
         return self._pages[pfn]
 
+    def unreadable_pages(self, pfns) -> list[str]:
+        """One line on the struct pages among ``pfns`` that could not be read."""
+        bad = sorted(p for p in set(pfns) if p in self._pages and self._pages[p] is None)
+        if not bad:
+            return []
+        return [f"struct pages of {len(bad)} mapped pfns (first {bad[0]:#x}, last {bad[-1]:#x})"]
+
     @cached_property
-    def pfn_ranges(self) -> list[tuple[int, int]]:
-        """Valid PFN ranges with struct pages, sorted."""
-        return sorted((s, e) for s, e, _ in valid_page_ranges(self.prog))
+    def pfn_ranges(self) -> list[tuple[int, int]] | None:
+        """Valid PFN ranges with struct pages, sorted; None if mem_section is unreadable."""
+        try:
+            return sorted((s, e) for s, e, _ in valid_page_ranges(self.prog))
+        except drgn.FaultError:
+            return None
 
-    def pfn_valid(self, pfn: int) -> bool:
-
-        i = bisect.bisect_right(self.pfn_ranges, (pfn, float("inf"))) - 1
-        return i >= 0 and self.pfn_ranges[i][0] <= pfn < self.pfn_ranges[i][1]
+    def pfn_valid(self, pfn: int) -> bool | None:
+        """Whether pfn has a struct page; None when that cannot be known."""
+        ranges = self.pfn_ranges
+        if ranges is None:
+            return None
+        i = bisect.bisect_right(ranges, (pfn, float("inf"))) - 1
+        return i >= 0 and ranges[i][0] <= pfn < ranges[i][1]
 
     def mappers(self, pfns: set[int]) -> dict[int, list[tuple[MmMap, Leaf]]]:
         """Who maps each of ``pfns``: the address spaces and leaves."""

@@ -8,6 +8,7 @@ QMP socket must report what the guest recorded.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -95,3 +96,31 @@ def test_tool_on_qemu_dumps_of_the_guest(live, fmt, tmp_path):
     code, doc = cli_json(*args)
     assert code == 1
     assert_guest_findings({c["check"]: c for c in doc["checks"]}, guest.truth, live=False)
+
+
+def test_truncated_elf_dump_gives_a_partial_report(live, tmp_path):
+    """An ELF dump cut short keeps the kernel image but loses the top of RAM,
+    where vmemmap lives: the report must say what it could not read."""
+    guest, _ = live
+    full = tmp_path / "vmcore.elf"
+    guest.dump(full, "elf")
+    cut = tmp_path / "cut.elf"
+    with full.open("rb") as src, cut.open("wb") as dst:
+        dst.write(src.read(full.stat().st_size * 3 // 10))
+    full.unlink()
+    d = lab.arch_dir(guest.arch)
+    proc = cli("check", str(cut), "--vmlinux", str(d / "vmlinux.debug"),
+               "--module", str(d / "mmfixture.ko"), "--format", "json")
+    assert "Traceback" not in proc.stderr
+    assert all(line.startswith("drgn-mmtools: ") for line in proc.stderr.splitlines())
+    if proc.returncode == 2 and not proc.stdout:
+        return  # the dump did not even hold init_uts_ns: one line, exit 2
+    doc = json.loads(proc.stdout)
+    checks = {c["check"]: c for c in doc["checks"]}
+    assert proc.returncode == doc["exit_code"]
+    partial = [c for c in checks.values() if c["unreadable"] or c["status"] == "failed"]
+    assert partial, "a dump missing most of RAM cannot give a complete report"
+    for c in checks.values():
+        if c["status"] == "failed":
+            assert c["error"] and "\n" not in c["error"]
+    assert not any("layout may differ" in u for u in checks["dax-entries"]["unreadable"])

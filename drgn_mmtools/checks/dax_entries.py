@@ -32,7 +32,7 @@ def run(ctx: Context) -> CheckResult:
     for w in waiters:
         by_key.setdefault((w.xa, w.index), []).append(w)
     matched: set[tuple[int, int]] = set()
-    agree = disagree = 0
+    agree = disagree = unread = 0
     for inode in dax_inodes(prog):
         mapping = inode.i_mapping
         try:
@@ -41,8 +41,8 @@ def run(ctx: Context) -> CheckResult:
         except drgn.FaultError as e:
             result.unreadable.append(f"i_pages of inode {inode.value_():#x}: {e}")
             continue
-        good, bad = verify_layout(prog, mapping, entries)
-        agree, disagree = agree + good, disagree + bad
+        good, bad, lost = verify_layout(prog, mapping, entries)
+        agree, disagree, unread = agree + good, disagree + bad, unread + lost
         xa = mapping.i_pages.address_of_().value_()
         for e in entries:
             key = (xa, e.index)
@@ -71,6 +71,9 @@ def run(ctx: Context) -> CheckResult:
                        pid=w.pid, comm=w.comm, index=w.index, xarray=w.xa)
     result.notes.append(f"DAX entry layout (fs/dax.c since 4.20) checked on {agree + disagree} "
                         f"entries: {agree} agree with their struct page, {disagree} do not")
+    if unread:
+        result.unreadable.append(f"struct pages of {unread} DAX entries: their layout is "
+                                 f"unverified")
     if disagree:
         result.unreadable.append(f"{disagree} DAX entries do not match their struct page: "
                                  f"the bit layout may differ on this kernel")

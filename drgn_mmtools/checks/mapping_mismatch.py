@@ -129,7 +129,10 @@ def run(ctx: Context) -> CheckResult:
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)
         pids, comm = mm.users.pids, mm.users.comms[0]
-        for leaf, vma, kind in mismatches(ctx, mm):
+        found = mismatches(ctx, mm)
+        for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
+            result.unreadable.append(f"pid {pids[0]}: {line}")
+        for leaf, vma, kind in found:
             page = ctx.page(leaf.pfn)
             assert page is not None
             ev = {"pid": pids[0], "pids": pids, "comm": comm, "address": leaf.vaddr,

@@ -17,6 +17,9 @@ NAME = "pagetable-sanity"
 
 def run(ctx: Context) -> CheckResult:
     result = CheckResult(NAME)
+    if ctx.pfn_ranges is None:
+        result.unreadable.append("mem_section: which pfns are RAM is unknown; "
+                                 "'outside RAM' is not checked")
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)
         pid, comm = mm.users.pids[0], mm.users.comms[0]
@@ -31,14 +34,13 @@ def run(ctx: Context) -> CheckResult:
                 continue
             if leaf.special or vma.special:
                 continue
-            if not ctx.pfn_valid(leaf.pfn):
+            if ctx.pfn_valid(leaf.pfn) is False:
                 result.add("error", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
                            f"{leaf.vaddr:#x}, outside RAM with struct pages", **ev)
                 continue
             page = ctx.page(leaf.pfn)
             if page is None:
-                result.unreadable.append(f"struct page of pfn {leaf.pfn:#x} (pid {pid})")
-                continue
+                continue  # reported below, once per address space
             problem = ("a free (buddy) page" if page.buddy else "a slab page" if page.slab
                        else "a page with refcount 0" if page.refcount == 0 and not leaf.devmap
                        else None)
@@ -46,6 +48,8 @@ def run(ctx: Context) -> CheckResult:
                 result.add("error", f"pid {pid} ({comm}) maps {problem} at {leaf.vaddr:#x} "
                            f"(pfn {leaf.pfn:#x})", **ev, refcount=page.refcount,
                            mapcount=page.mapcount, flags=list(page.flag_names))
+        for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
+            result.unreadable.append(f"pid {pid}: {line}")
     return result
 
 

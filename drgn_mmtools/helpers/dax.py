@@ -67,26 +67,28 @@ def dax_inodes(prog: drgn.Program) -> Iterator[Object]:
                 yield inode
 
 
-def verify_layout(prog: drgn.Program, mapping: Object, entries: list[DaxEntry]) -> tuple[int, int]:
+def verify_layout(prog: drgn.Program, mapping: Object,
+                  entries: list[DaxEntry]) -> tuple[int, int, int]:
     """Check the assumed bit layout on plain entries of one mapping.
 
-    :returns: ``(agreeing, disagreeing)`` counts of plain (not zero, not
-        empty) entries whose page's mapping and index match.
+    :returns: ``(agreeing, disagreeing, unreadable)`` counts of plain (not
+        zero, not empty) entries, by whether their page's mapping and index
+        match, or the struct page could not be read.
     """
-    good = bad = 0
+    good = bad = unreadable = 0
     for e in entries:
         if e.zero or e.empty:
             continue
         try:
             info = page_info(prog, e.pfn)
         except (drgn.FaultError, ValueError):
-            bad += 1
+            unreadable += 1
             continue
         if info.mapping == mapping.value_() and info.index == e.index:
             good += 1
         else:
             bad += 1
-    return good, bad
+    return good, bad, unreadable
 
 
 class DaxWaiter(NamedTuple):
