@@ -18,7 +18,7 @@ CHECK_HELP = """exit status: 0 no findings, 1 findings, 2 the tool could not do 
 (the target or its debug info could not be opened, or a check failed; the
 output still holds what the other checks found)."""
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_ERROR = 0, 2
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +71,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .context import Context, Options
     from .embedded import target_of
     from .render import jsonout, text
-    from .runner import run_checks
+    from .runner import exit_code, run_checks
 
     spec = target_spec(args)
     prog = open_program(spec)
@@ -81,10 +81,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
                 ) if err.is_terminal else None
     results = run_checks(Context(prog, options, spec), args.check, progress)
-    if any(r.failed for r in results):
-        code = EXIT_ERROR
-    else:
-        code = EXIT_FINDINGS if any(r.findings for r in results) else EXIT_OK
+    code = exit_code(results)
     out = open(args.output, "w") if args.output else sys.stdout
     try:
         if args.format == "json":

@@ -14,7 +14,7 @@ import drgn
 from .checks import all_checks
 from .context import Context, Options
 from .render import jsonout, text
-from .runner import run_checks
+from .runner import exit_code, run_checks
 
 
 def target_of(prog: drgn.Program, description: str | None = None) -> dict:
@@ -37,7 +37,7 @@ def run_and_render(prog: drgn.Program, names: Sequence[str], fmt: str = "text",
     target = target_of(prog)
     results = run_checks(Context(prog, Options(live=target["live"], sample_seconds=interval)),
                          names)
-    code = 2 if any(r.failed for r in results) else 1 if any(r.findings for r in results) else 0
+    code = exit_code(results)
     if fmt == "json":
         print(jsonout.dumps(jsonout.document(results, target, code)))
     else:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from .checks import CheckSpec, all_checks
 from .context import Context
 from .findings import CheckResult
+
+
+def exit_code(results: Sequence[CheckResult]) -> int:
+    """2 if a check failed, else 1 if anything was found, else 0."""
+    if any(r.failed for r in results):
+        return 2
+    return 1 if any(r.findings for r in results) else 0
 
 
 def run_checks(ctx: Context, names: Iterable[str] | None = None,

@@ -1,7 +1,7 @@
 """The checks, one module each; every check returns a CheckResult.
 
 A check is a function ``run(ctx) -> CheckResult`` plus a :class:`CheckSpec`
-that says what it needs, so a runner can skip it with a reason.
+that names and describes it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ class CheckSpec(NamedTuple):
     name: str
     description: str
     run: Callable[[Context], CheckResult]
-    live_ok: bool = True
 
 
 def all_checks() -> dict[str, CheckSpec]:
