@@ -78,3 +78,15 @@ def test_clean_dump_holds_no_bug(fx: Fixture):
     assert oracle.locked_dax_entries(prog, dax_files) == []
     for t in fx.truth("dax_entry"):
         oracle.check_dax_entry(prog, t)
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
+def test_dump_was_taken_from_the_shipped_boot_files(fx: Fixture):
+    """Live tests boot the shipped kernel and initramfs: they must be the ones
+    the dump came from."""
+    import hashlib
+
+    boot = fx.data["boot"]
+    for key in ("kernel", "initramfs"):
+        digest = hashlib.sha256(fx.file(boot[key]).read_bytes()).hexdigest()
+        assert digest == boot[f"{key}_sha256"], key
