@@ -18,6 +18,7 @@ import drgn
 from .dumpfile import read_header
 from .helpers.memmap import MemmapScan, scan_pages, scan_pages_parallel, valid_page_ranges
 from .helpers.pageflags import ByteTest
+from .helpers.pagesets import PageSets, scan_predicates
 from .helpers.page import PageInfo, page_info
 from .helpers.pgtable import Leaf, PageTableWalk, page_table_format, walk_user_page_tables
 from .helpers.tasks import MmUsers, user_mms
@@ -61,7 +62,15 @@ class Context:
         self.memo: dict = {}  #: results checks share, keyed by (what, of what)
         self._pages: dict[int, PageInfo | None] = {}
 
-    def scan_pages(self, preds: Mapping[str, Sequence[ByteTest]]) -> MemmapScan:
+    @cached_property
+    def page_sets(self) -> PageSets:
+        """Poisoned, free, slab, refcount-0 and tail pages, from one mem_map scan
+        shared by every check."""
+        preds, capture = scan_predicates(self.prog)
+        return PageSets.from_scan(self.scan_pages(preds, capture))
+
+    def scan_pages(self, preds: Mapping[str, Sequence[ByteTest]],
+                   capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:
         """A mem_map scan; split across processes for big kdump-compressed dumps,
         where zlib decompression bounds a single process."""
         workers = self.options.workers or os.cpu_count() or 1
@@ -69,8 +78,8 @@ class Context:
         spec = self.spec
         if (workers > 1 and pages >= PARALLEL_MIN_PAGES and spec is not None
                 and spec.core is not None and read_header(spec.core).format == "kdump"):
-            return scan_pages_parallel(self.prog, spec, preds, workers)
-        return scan_pages(self.prog, preds)
+            return scan_pages_parallel(self.prog, spec, preds, workers, capture)
+        return scan_pages(self.prog, preds, capture=capture)
 
     @property
     def page_shift(self) -> int:

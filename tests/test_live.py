@@ -61,17 +61,19 @@ def test_live_fault_retry_counter_climbs(live):
     (t,) = [t for t in guest.truth if t["kind"] == "fault_retry"]
     task = find_task(prog, t["pid"])
     assert oracle.task_state(task) == 0
-    before = task.min_flt.value_()
-    time.sleep(2)
-    after = task.min_flt.value_()
-    assert after > before, f"min_flt did not climb ({before} -> {after})"
+    before = after = task.min_flt.value_()
+    deadline = time.monotonic() + 20  # a loaded TCG host can starve the vCPU a while
+    while after <= before and time.monotonic() < deadline:
+        time.sleep(1)
+        after = task.min_flt.value_()
+    assert after > before, f"min_flt did not climb in 20 s ({before} -> {after})"
 
 
 def test_tool_on_the_live_guest_matches_its_truth(live):
     guest, _ = live
     d = lab.arch_dir(guest.arch)
     code, doc = cli_json("--qemu", str(guest.tool_socket), "--vmlinux", str(d / "vmlinux.debug"),
-                         "--module", str(d / "mmfixture.ko"))
+                         "--module", str(d / "mmfixture.ko"), "--interval", "1")
     assert code == 1
     assert doc["target"]["live"] is True
     assert_guest_findings({c["check"]: c for c in doc["checks"]}, guest.truth)

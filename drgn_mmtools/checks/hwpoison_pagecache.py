@@ -17,9 +17,7 @@ from .mapping_mismatch import in_page_cache
 from ..context import Context
 from ..findings import CheckResult
 from ..helpers.fs import mapping_owner
-from ..helpers.memmap import flag_test
-from ..helpers.page import page_layout
-from ..helpers.pageflags import ByteTest, pageflag_bit
+from ..helpers.pageflags import pageflag_bit
 
 NAME = "hwpoison-pagecache"
 
@@ -39,16 +37,10 @@ def run(ctx: Context) -> CheckResult:
     if poison is None:
         result.notes.append("kernel built without CONFIG_MEMORY_FAILURE: no PG_hwpoison")
         return result
-    preds = {"hwpoison": [flag_test(prog, poison)]}
-    has_bit = pageflag_bit(prog, "PG_has_hwpoisoned")
-    if has_bit is not None:
-        # Set on the first tail page; bit 0 of compound_head marks a tail.
-        lay = page_layout(prog)
-        tail = ByteTest(lay.compound_head + (0 if lay.byteorder == "little" else lay.word - 1), 1, 1)
-        preds["has_hwpoisoned"] = [flag_test(prog, has_bit), tail]
-    scan = ctx.scan_pages(preds)
+    sets = ctx.page_sets
+    scan = sets.scan
     result.unreadable += [f"struct pages of pfns {s:#x}-{e:#x}" for s, e in scan.unreadable]
-    pfns = list(scan.matches["hwpoison"])
+    pfns = sets.hwpoison
     mappers = ctx.mappers(set(pfns))
     dirty_bit = pageflag_bit(prog, "PG_dirty")
     for pfn in pfns:
@@ -89,7 +81,7 @@ def run(ctx: Context) -> CheckResult:
                                                                      page.mapping_kind)
             result.add("error" if maps else "warning",
                        f"pfn {pfn:#x} is hardware-poisoned ({where}){who}", unreadable, **ev)
-    for pfn in scan.matches.get("has_hwpoisoned", []):
+    for pfn in sets.has_hwpoisoned:
         page = ctx.page(pfn)
         head = page.head_pfn if page else pfn - 1
         result.add("warning", f"large folio at pfn {head:#x} has a poisoned subpage "

@@ -1,9 +1,13 @@
 """pagetable-sanity: user page-table entries that point where they must not.
 
-A present leaf entry outside a PFN-mapped VMA must point at a RAM page with
-a struct page that is neither free (buddy) nor slab, and whose refcount is
-not zero.  Seen in the wild as a page freed while still mapped ("count:0
-mapcount:-128") and as corrupted upper-level entries.
+A present leaf entry outside a PFN-mapped VMA must point at RAM with struct
+pages, and at pages that are not free (inside a buddy block), not slab and
+not at refcount zero.  Seen in the wild as a page freed while still mapped
+("count:0 mapcount:-128") and as corrupted upper-level entries.
+
+Every test is a set or interval lookup in the shared mem_map scan
+(:attr:`Context.page_sets`): no struct page is decoded per mapped page,
+except for tail pages, whose slab state and refcount live in their head.
 """
 
 from __future__ import annotations
@@ -15,11 +19,33 @@ from ..findings import CheckResult
 NAME = "pagetable-sanity"
 
 
+def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> str | None:
+    """What is wrong with mapping ``pages`` pages from ``pfn``, or None."""
+    sets = ctx.page_sets
+    if sets.free_overlap(pfn, pages):
+        return "a free (buddy) page"
+    if sets.has(sets.tail, pfn):
+        head = ctx.page(pfn)
+        if head is None:
+            return None  # counted as unreadable by the caller
+        if head.slab:
+            return "a slab page"
+        return "a page with refcount 0" if head.refcount == 0 and not devmap else None
+    if sets.has(sets.slab, pfn):
+        return "a slab page"
+    if not devmap and sets.has(sets.refcount0, pfn):
+        return "a page with refcount 0"
+    return None
+
+
 def run(ctx: Context) -> CheckResult:
     result = CheckResult(NAME)
     if ctx.pfn_ranges is None:
         result.unreadable.append("mem_section: which pfns are RAM is unknown; "
                                  "'outside RAM' is not checked")
+    sets = ctx.page_sets
+    result.unreadable += [f"struct pages of pfns {s:#x}-{e:#x}" for s, e in sets.scan.unreadable]
+    shift = ctx.page_shift
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)
         pid, comm = mm.users.pids[0], mm.users.comms[0]
@@ -38,16 +64,13 @@ def run(ctx: Context) -> CheckResult:
                 result.add("error", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
                            f"{leaf.vaddr:#x}, outside RAM with struct pages", **ev)
                 continue
-            page = ctx.page(leaf.pfn)
-            if page is None:
-                continue  # reported below, once per address space
-            problem = ("a free (buddy) page" if page.buddy else "a slab page" if page.slab
-                       else "a page with refcount 0" if page.refcount == 0 and not leaf.devmap
-                       else None)
-            if problem:
-                result.add("error", f"pid {pid} ({comm}) maps {problem} at {leaf.vaddr:#x} "
-                           f"(pfn {leaf.pfn:#x})", **ev, refcount=page.refcount,
-                           mapcount=page.mapcount, flags=list(page.flag_names))
+            what = problem(ctx, leaf.pfn, leaf.size >> shift, leaf.devmap)
+            if what:
+                page = ctx.page(leaf.pfn)
+                extra = ({"refcount": page.refcount, "mapcount": page.mapcount,
+                          "flags": list(page.flag_names)} if page else {})
+                result.add("error", f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
+                           f"(pfn {leaf.pfn:#x})", **ev, **extra)
         for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
             result.unreadable.append(f"pid {pid}: {line}")
     return result

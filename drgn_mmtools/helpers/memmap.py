@@ -9,6 +9,7 @@ made per page; only matching PFNs come back.  Chunks that cannot be read
 
 from __future__ import annotations
 
+import sys
 from array import array
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -30,23 +31,28 @@ class MemmapScan:
     """What a scan found, and what it could not read."""
 
     matches: dict[str, array] = field(default_factory=dict)  #: predicate -> PFNs
+    #: predicate -> one captured field per match (see ``capture`` of scan_pages)
+    values: dict[str, array] = field(default_factory=dict)
     pages_scanned: int = 0
     unreadable: list[tuple[int, int]] = field(default_factory=list)  #: [start, end) PFNs
 
     def merge(self, other: "MemmapScan") -> None:
         for name, pfns in other.matches.items():
             self.matches.setdefault(name, array("Q")).extend(pfns)
+        for name, vals in other.values.items():
+            self.values.setdefault(name, array("Q")).extend(vals)
         self.pages_scanned += other.pages_scanned
         self.unreadable.extend(other.unreadable)
 
 
 def valid_page_ranges(prog: drgn.Program) -> list[tuple[int, int, int]]:
-    """Contiguous valid PFN ranges as ``(start_pfn, end_pfn, address of start's struct page)``."""
+    """Contiguous valid PFN ranges as ``(start_pfn, end_pfn, address of start's
+    struct page)``, in ascending PFN order."""
     size = prog.type("struct page").size
     out = []
     for start, end, mem_map in for_each_valid_page_range(prog):
         out.append((start, end, mem_map.value_() + start * size))
-    return out
+    return sorted(out)
 
 
 def flag_test(prog: drgn.Program, bit: int, set_: bool = True) -> ByteTest:
@@ -82,7 +88,7 @@ def _match(buf: bytes, n: int, stride: int, tests: Sequence[ByteTest]) -> bytes:
 
 def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: int,
                 preds: Mapping[str, Sequence[ByteTest]], result: MemmapScan,
-                min_pages: int) -> None:
+                min_pages: int, capture: Mapping[str, tuple[int, int]]) -> None:
     try:
         buf = prog.read(addr, n * stride)
     except drgn.FaultError:
@@ -90,48 +96,62 @@ def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: i
             result.unreadable.append((start_pfn, start_pfn + n))
             return
         half = max(min_pages, (n // 2) // min_pages * min_pages)
-        _scan_chunk(prog, start_pfn, half, addr, stride, preds, result, min_pages)
+        _scan_chunk(prog, start_pfn, half, addr, stride, preds, result, min_pages, capture)
         _scan_chunk(prog, start_pfn + half, n - half, addr + half * stride, stride, preds,
-                    result, min_pages)
+                    result, min_pages, capture)
         return
     result.pages_scanned += n
     for name, tests in preds.items():
         hits = _match(buf, n, stride, tests)
         out = result.matches[name]
+        field_ = capture.get(name)
+        vals = result.values.get(name)
         i = hits.find(1)
         while i != -1:
             out.append(start_pfn + i)
+            if field_ is not None and vals is not None:
+                off = i * stride + field_[0]
+                vals.append(int.from_bytes(buf[off:off + field_[1]], sys.byteorder))
             i = hits.find(1, i + 1)
 
 
 def scan_pages(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
                ranges: Iterable[tuple[int, int, int]] | None = None,
-               chunk_pages: int = CHUNK_PAGES) -> MemmapScan:
+               chunk_pages: int = CHUNK_PAGES,
+               capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:
     """Find the PFNs whose struct page passes every test of each predicate.
 
     :param preds: predicate name -> byte tests that must all hold.
     :param ranges: ``(start_pfn, end_pfn, struct page address)`` to scan;
         every valid range by default.
-    :returns: matches per predicate, pages read, and unreadable PFN ranges.
+    :param capture: predicate name -> ``(offset, size)`` of a struct page field
+        to return for each match in ``values`` (read from the same chunk).
+        Dumps are read in the host's byte order (x86_64 and aarch64 are both
+        little-endian).
+    :returns: matches per predicate in ascending PFN order, pages read, and
+        unreadable PFN ranges.
     """
     stride = prog.type("struct page").size
     # The smallest unit worth retrying: the struct pages in one page of vmemmap.
     min_pages = max(1, (object_value(prog, "PAGE_SIZE") or 4096) // stride)
     return _scan_ranges(prog, preds, valid_page_ranges(prog) if ranges is None else ranges,
-                        stride, min_pages, chunk_pages)
+                        stride, min_pages, chunk_pages, capture or {})
 
 
 def _scan_ranges(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
                  ranges: Iterable[tuple[int, int, int]], stride: int, min_pages: int,
-                 chunk_pages: int = CHUNK_PAGES) -> MemmapScan:
+                 chunk_pages: int = CHUNK_PAGES,
+                 capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:
     """The scan proper: needs only memory reads, no debug info."""
-    result = MemmapScan(matches={name: array("Q") for name in preds})
+    capture = capture or {}
+    result = MemmapScan(matches={name: array("Q") for name in preds},
+                        values={name: array("Q") for name in capture})
     for start, end, addr in ranges:
         pfn = start
         while pfn < end:
             n = min(chunk_pages, end - pfn)
             _scan_chunk(prog, pfn, n, addr + (pfn - start) * stride, stride, preds, result,
-                        min_pages)
+                        min_pages, capture)
             pfn += n
     return result
 
@@ -171,13 +191,14 @@ def _worker_init(core: str, arch: str, flags: int) -> None:
     _WORKER_PROG.set_core_dump(core)
 
 
-def _worker_scan(preds, ranges, stride: int, min_pages: int) -> MemmapScan:
+def _worker_scan(preds, ranges, stride: int, min_pages: int, capture) -> MemmapScan:
     assert _WORKER_PROG is not None
-    return _scan_ranges(_WORKER_PROG, preds, ranges, stride, min_pages)
+    return _scan_ranges(_WORKER_PROG, preds, ranges, stride, min_pages, capture=capture)
 
 
 def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[ByteTest]],
-                        workers: int) -> MemmapScan:
+                        workers: int,
+                        capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:
     """:func:`scan_pages` split across worker processes, each with its own Program.
 
     Worth it for kdump-compressed dumps, where decompression bounds one
@@ -192,13 +213,15 @@ def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
     min_pages = max(1, (object_value(prog, "PAGE_SIZE") or 4096) // stride)
     pieces = split_ranges(valid_page_ranges(prog), workers * 4, stride)
     n = len(pieces)
-    result = MemmapScan(matches={name: array("Q") for name in preds})
+    result = MemmapScan(matches={name: array("Q") for name in preds},
+                        values={name: array("Q") for name in capture or {}})
     # spawn, not fork: drgn's OpenMP threads do not survive a fork.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(str(spec.core), prog.platform.arch.name,
                                        prog.platform.flags.value)) as pool:
-        for part in pool.map(_worker_scan, [preds] * n, pieces, [stride] * n, [min_pages] * n):
+        for part in pool.map(_worker_scan, [preds] * n, pieces, [stride] * n, [min_pages] * n,
+                             [dict(capture or {})] * n):
             result.merge(part)
     return result
 

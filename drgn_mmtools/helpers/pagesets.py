@@ -1,0 +1,89 @@
+"""The page sets several checks need, from one scan of mem_map.
+
+One pass finds hardware-poisoned pages, first-tail pages with
+PG_has_hwpoisoned, free buddy blocks (with their order, read from
+``page->private`` in the same pass), slab pages, pages with a zero refcount
+and tail pages.  Checks then test PFNs against these sorted arrays and
+intervals instead of decoding a struct page per mapped page.  The arrays are
+C storage (``array('Q')``), not Python sets: most free pages have a zero
+refcount, and a big machine has millions of them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from dataclasses import dataclass
+
+import drgn
+
+from .memmap import MemmapScan, flag_test
+from .page import page_layout
+from .pageflags import ByteTest, page_type_tests, pageflag_bit
+
+__all__ = ("PageSets", "scan_predicates")
+
+
+def scan_predicates(prog: drgn.Program) -> tuple[dict, dict]:
+    """``(predicates, capture)`` for :func:`~drgn_mmtools.helpers.memmap.scan_pages`."""
+    lay = page_layout(prog)
+    little = lay.byteorder == "little"
+    tail = ByteTest(lay.compound_head + (0 if little else lay.word - 1), 1, 1)
+    preds: dict[str, list[ByteTest]] = {"tail": [tail]}
+    for name, flag in (("hwpoison", "PG_hwpoison"), ("has_hwpoisoned", "PG_has_hwpoisoned")):
+        bit = pageflag_bit(prog, flag)
+        if bit is not None:
+            preds[name] = [flag_test(prog, bit)]
+    if "has_hwpoisoned" in preds:
+        preds["has_hwpoisoned"].append(tail)  # set on the first tail page
+    slab_bit = pageflag_bit(prog, "PG_slab")
+    slab = [flag_test(prog, slab_bit)] if slab_bit is not None else page_type_tests(prog, "slab")
+    if slab:
+        preds["slab"] = slab
+    buddy = page_type_tests(prog, "buddy")
+    if buddy:
+        preds["buddy"] = buddy
+    # A zero refcount on a page that is not a tail (tails keep theirs at 0).
+    preds["refcount0"] = [ByteTest(lay.refcount + i, 0xFF, 0) for i in range(4)] + [
+        ByteTest(tail.offset, 1, 0)]
+    private = drgn.offsetof(prog.type("struct page"), "private")
+    return preds, {"buddy": (private, lay.word)}
+
+
+@dataclass
+class PageSets:
+    """Sets of PFNs from one mem_map scan."""
+
+    scan: MemmapScan
+    hwpoison: array
+    has_hwpoisoned: array
+    slab: array  #: sorted PFNs
+    refcount0: array  #: sorted PFNs of non-tail pages with a zero refcount
+    tail: array  #: sorted PFNs of tail pages
+    free: list[tuple[int, int]]  #: free buddy blocks as [start, end) PFNs, sorted
+
+    @classmethod
+    def from_scan(cls, scan: MemmapScan) -> "PageSets":
+        m = scan.matches
+        orders = scan.values.get("buddy", [])
+        free = sorted((pfn, pfn + (1 << order)) for pfn, order in zip(m.get("buddy", []), orders)
+                      if order < 64)
+        empty = array("Q")
+        return cls(scan, m.get("hwpoison", empty), m.get("has_hwpoisoned", empty),
+                   m.get("slab", empty), m.get("refcount0", empty), m.get("tail", empty), free)
+
+    @property
+    def free_pages(self) -> int:
+        """Pages in free buddy blocks (the kernel's NR_FREE_PAGES)."""
+        return sum(e - s for s, e in self.free)
+
+    @staticmethod
+    def has(pfns: array, pfn: int) -> bool:
+        """Whether sorted ``pfns`` holds ``pfn``."""
+        i = bisect.bisect_left(pfns, pfn)
+        return i < len(pfns) and pfns[i] == pfn
+
+    def free_overlap(self, pfn: int, n: int = 1) -> bool:
+        """Whether any of ``[pfn, pfn + n)`` lies in a free buddy block."""
+        i = bisect.bisect_right(self.free, (pfn + n - 1, float("inf"))) - 1
+        return i >= 0 and self.free[i][1] > pfn
