@@ -147,3 +147,21 @@ def test_parallel_scan_equals_the_single_process_scan():
     for name in preds:
         assert list(one.matches[name]) == list(two.matches[name])
     assert sorted(one.matches["hwpoison"]) == sorted(t["pfn"] for t in fx.truth("hwpoison"))
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
+def test_free_blocks_add_up_to_the_kernels_free_page_count(fx: Fixture):
+    """The buddy blocks found by the mem_map scan are exactly the kernel's
+    NR_FREE_PAGES (vm_zone_stat), read with stock drgn."""
+    from drgn_mmtools.context import Context
+    from drgn_mmtools.target import TargetSpec, open_program
+
+    from .manifests import open_dump
+
+    prog = open_program(TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules))
+    sets = Context(prog).page_sets
+    stock = open_dump(fx.path)
+    nr_free = stock.type("enum zone_stat_item").enumerators[0]
+    assert nr_free.name == "NR_FREE_PAGES"
+    assert sets.free_pages == stock["vm_zone_stat"][nr_free.value].counter.value_()
+    assert sorted(sets.hwpoison) == sorted(t["pfn"] for t in fx.truth("hwpoison"))
