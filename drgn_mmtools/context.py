@@ -1,8 +1,9 @@
 """Shared, lazily computed views of the target that several checks use.
 
-Walking every task's page tables is the costly part of three checks; the
-:class:`Context` walks each address space once and hands the same leaves to
-all of them.
+Walking every task's page tables and scanning mem_map are the costly parts
+of the checks; the :class:`Context` walks each address space once and scans
+mem_map once (:attr:`Context.page_sets`), and hands the results to all of
+them.
 """
 
 from __future__ import annotations
