@@ -17,6 +17,7 @@ from typing import Mapping, NamedTuple, Sequence
 import drgn
 
 from .dumpfile import read_header
+from .helpers.fs import MappingOwner, mapping_owner
 from .helpers.memmap import MemmapScan, scan_pages, scan_pages_parallel, valid_page_ranges
 from .helpers.pageflags import ByteTest
 from .helpers.pagesets import PageSets, scan_predicates
@@ -116,6 +117,17 @@ class Context:
             except (drgn.FaultError, ValueError, LookupError):
                 self._pages[pfn] = None
         return self._pages[pfn]
+
+    def owner(self, mapping: int) -> MappingOwner | None:
+        """The inode behind ``struct address_space *`` mapping, None when
+        unreadable; cached for every check."""
+        key = ("owner", mapping)
+        if key not in self.memo:
+            try:
+                self.memo[key] = mapping_owner(self.prog, mapping)
+            except drgn.FaultError:
+                self.memo[key] = None
+        return self.memo[key]
 
     def unreadable_pages(self, pfns) -> list[str]:
         """One line on the struct pages among ``pfns`` that could not be read."""

@@ -22,7 +22,6 @@ from . import CheckSpec
 from .mapping_mismatch import mismatches, vma_evidence
 from ..context import Context, MmMap
 from ..findings import CheckResult
-from ..helpers.fs import mapping_owner
 from ..helpers.vma import VmaInfo
 from ..helpers.tasks import TASK_RUNNING, Frame, on_cpu, task_comm, task_frames, task_state
 
@@ -89,12 +88,9 @@ def describe(ctx: Context, pid: int, address: int | None) -> tuple[dict, VmaInfo
         if leaf.vaddr <= address < leaf.vaddr + leaf.size:
             page = ctx.page(leaf.pfn)
             ev.update(pfn=leaf.pfn, mismatch=kind)
-            if page is not None and page.mapping:
-                try:
-                    o = mapping_owner(ctx.prog, page.mapping)
-                    ev.update(page_file=o.path, page_inode=o.inode)
-                except drgn.FaultError:
-                    pass
+            o = ctx.owner(page.mapping) if page is not None and page.mapping else None
+            if o is not None:
+                ev.update(page_file=o.path, page_inode=o.inode)
     return ev, vma
 
 

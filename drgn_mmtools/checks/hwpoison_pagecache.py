@@ -16,7 +16,6 @@ from . import CheckSpec
 from .mapping_mismatch import in_page_cache
 from ..context import Context
 from ..findings import CheckResult
-from ..helpers.fs import mapping_owner
 from ..helpers.pageflags import pageflag_bit
 
 NAME = "hwpoison-pagecache"
@@ -58,10 +57,10 @@ def run(ctx: Context) -> CheckResult:
               "file": None, "inode": None, "index": None, "in_page_cache": False, "fs": None}
         unreadable: tuple[str, ...] = ()
         if page.mapping_kind == "file":
-            try:
-                o = mapping_owner(prog, page.mapping)
+            o = ctx.owner(page.mapping)
+            if o is not None:
                 ev.update(file=o.path, inode=o.inode, fs=o.fstype)
-            except drgn.FaultError:
+            else:
                 unreadable = (f"address_space {page.mapping:#x}",)
             ev["index"] = page.index + (pfn - page.head_pfn)
             cached = in_page_cache(prog, page.mapping, page.index, page.head_pfn)

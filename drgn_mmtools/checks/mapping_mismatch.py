@@ -18,21 +18,11 @@ from drgn.helpers.linux.xarray import xa_load
 from . import CheckSpec
 from ..context import Context, MmMap
 from ..findings import CheckResult
-from ..helpers.fs import MappingOwner, mapping_owner
 from ..helpers.pgtable import Leaf
 from ..helpers.vma import VmaInfo
 from ..helpers.xarray import xa_entries
 
 NAME = "mapping-mismatch"
-
-
-def owner(ctx: Context, mapping: int, cache: dict[int, MappingOwner | None]) -> MappingOwner | None:
-    if mapping not in cache:
-        try:
-            cache[mapping] = mapping_owner(ctx.prog, mapping)
-        except drgn.FaultError:
-            cache[mapping] = None
-    return cache[mapping]
 
 
 def vma_evidence(vma: VmaInfo) -> dict:
@@ -64,11 +54,13 @@ def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
             continue
         page = ctx.page(leaf.pfn)
         if page is None or page.buddy or page.slab:
-            continue  # unreadable, free or slab: pagetable-sanity's business
+            continue  # unreadable, free-block head or slab: pagetable-sanity's business
         if page.mapping_kind in ("anon", "ksm", "movable"):
             continue  # COW copies in private file mappings, or non-LRU movable
         if page.mapping_kind == "none":
-            if not leaf.devmap:
+            # A page inside a free buddy block has no mapping either: that is
+            # pagetable-sanity's "free page mapped", not a truncation.
+            if not leaf.devmap and not ctx.page_sets.free_overlap(leaf.pfn):
                 out.append((leaf, vma, "truncated"))
         elif page.mapping != vma.mapping:
             out.append((leaf, vma, "other-file"))
@@ -88,8 +80,7 @@ def in_page_cache(prog: drgn.Program, mapping: int, index: int, head_pfn: int) -
         return None
 
 
-def check_slots(ctx: Context, mapping: int, result: CheckResult,
-                owners: dict[int, MappingOwner | None]) -> None:
+def check_slots(ctx: Context, mapping: int, result: CheckResult) -> None:
     """Report page-cache slots of ``mapping`` whose page names another mapping or index."""
     prog = ctx.prog
     m = Object(prog, "struct address_space *", mapping)
@@ -109,8 +100,8 @@ def check_slots(ctx: Context, mapping: int, result: CheckResult,
         span = 1 << max(page.order, e.order)
         if page.mapping == mapping and page.index <= e.index < page.index + span:
             continue
-        o = owner(ctx, mapping, owners)
-        other = owner(ctx, page.mapping, owners) if page.mapping else None
+        o = ctx.owner(mapping)
+        other = ctx.owner(page.mapping) if page.mapping else None
         result.add(
             "error",
             f"page-cache slot {e.index} of {o.path if o else hex(mapping)} holds a page of "
@@ -124,7 +115,6 @@ def check_slots(ctx: Context, mapping: int, result: CheckResult,
 
 def run(ctx: Context) -> CheckResult:
     result = CheckResult(NAME)
-    owners: dict[int, MappingOwner | None] = {}
     files_seen: set[int] = set()
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)
@@ -145,7 +135,7 @@ def run(ctx: Context) -> CheckResult:
                            f"at {leaf.vaddr:#x} in {vma.file}", **ev, index=page.index,
                            file=vma.file, inode=vma.inode)
                 continue
-            po = owner(ctx, page.mapping, owners)
+            po = ctx.owner(page.mapping)
             files_seen.add(page.mapping)
             ev.update(page_mapping=page.mapping, page_file=po.path if po else None,
                       page_inode=po.inode if po else None, page_fs=po.fstype if po else None,
@@ -163,7 +153,7 @@ def run(ctx: Context) -> CheckResult:
                            f"{ev['expected_index']}")
             result.add("error", summary, **ev)
     for mapping in sorted(files_seen):
-        check_slots(ctx, mapping, result, owners)
+        check_slots(ctx, mapping, result)
     return result
 
 
