@@ -1,150 +1,373 @@
-"""fault-retry: tasks stuck re-entering a page fault.
+"""fault-retry: tasks livelocked re-entering a page fault.
 
-In a dump, a runnable (or on-CPU) task whose kernel stack is inside the fault
-path (``handle_mm_fault`` down to ``do_wp_page``, ``->page_mkwrite`` or
-``->fault``) is reported with its fault address, VMA, the handler symbols and
-their module, and the mapping mismatch at that address if there is one.  A
-single dump cannot show a loop, so without a mismatch it is a warning.
+A task whose ``->page_mkwrite`` (or ``->fault``) returns ``VM_FAULT_NOPAGE``
+or ``VM_FAULT_RETRY`` forever spends its time everywhere in the loop: user
+mode on the store, exception entry, the fault path, the handler, the way
+out.  A dump freezes it at any of those, so the stack's shape proves
+nothing.  The check convicts from evidence that holds wherever it was
+caught (any kernel, x86_64 and aarch64):
 
-Live, the fault counters of runnable tasks are sampled over an interval; a
-task whose counters climb in every sample at the minimum rate or faster is
-reported with the rate.
+storm
+    runnable or on a CPU, with ``min_flt + maj_flt`` of at least
+    :data:`STORM_MIN_FAULTS`, at least :data:`STORM_FAULTS_PER_PAGE` per
+    resident page (from the page-table walk), at least
+    :data:`STORM_FAULTS_PER_SWITCH` per voluntary context switch (``nvcsw``)
+    and at least :data:`STORM_FAULTS_PER_CPU_SECOND` per second of CPU time
+    (``se.sum_exec_runtime``).
+stuck page
+    a present, write-protected PTE in a ``VM_SHARED | VM_WRITE`` VMA whose
+    ``vm_ops`` has ``->page_mkwrite``: a write there must go through the
+    handler (at the fault address when the stack names it).  It is
+    *refused* when mapping-mismatch reports that page (another file's page,
+    or a truncated one): the handler's ``page->mapping`` re-check can then
+    never pass.
+progress
+    proof that the task's writes complete: its last entry into the kernel
+    was a system call (``task_pt_regs``: a looping task only ever enters by
+    page faults and interrupts); the page at the fault address is mapped
+    writable; a page of the same VMA is mapped writable and dirty (a write
+    fault there completed); or the VMA's file was modified at most
+    :data:`RECENT_MTIME_SECONDS` before the dump (``->page_mkwrite`` of a
+    successful write fault calls ``file_update_time``).  A refused page
+    overrides progress: its handler can never let the write through.
+
+Grades: **error** when the storm and a refused page agree, or the storm
+and a stuck page agree with no progress; **warning** for a storm with no
+stuck page and no progress (a ``->fault`` loop leaves no PTE), or a refused
+page without a storm.  A storm with progress (a busy writer that msyncs in
+a loop) is an ``info`` record only, with its evidence.
+
+Every finding carries the position where the dump caught the task, the
+fault address and where it came from, the VMA, its file and handlers named
+``symbol [module]`` from debug info or kallsyms (``symbol_source``).
+
+Live, the fault counters of every user task are sampled over an interval;
+a task whose counters climb in every sample, at :attr:`Options.min_fault_rate`
+or faster, while runnable, is graded with the same stuck-page and progress
+evidence, taken at each sample: progress seen in any sample clears it.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import drgn
+from drgn import Object
 from drgn.helpers.linux.pid import find_task, for_each_task
 
 from . import CheckSpec
 from .mapping_mismatch import mismatches, vma_evidence
 from ..context import Context, MmMap
 from ..findings import CheckResult
-from ..helpers.vma import VmaInfo
+from ..helpers.pgtable import Leaf
+from ..helpers.fs import file_mtime, kernel_time
+from ..helpers.symbols import modules_without_debug_info
+from ..helpers.task_position import last_entry, position
 from ..helpers.tasks import TASK_RUNNING, Frame, on_cpu, task_comm, task_frames, task_state
+from ..helpers.vma import VM_SHARED, VmaInfo
 
 NAME = "fault-retry"
 
-#: Frames that put a task inside the page-fault path.
-FAULT_ENTRY = {"handle_mm_fault", "__handle_mm_fault"}
-#: Frames of the fault path whose ``vmf`` local names the fault.
+VM_WRITE = 0x00000002
+STORM_MIN_FAULTS = 10_000
+STORM_FAULTS_PER_PAGE = 100
+STORM_FAULTS_PER_SWITCH = 1_000
+STORM_FAULTS_PER_CPU_SECOND = 1_000
+RECENT_MTIME_SECONDS = 0.5
+
+#: Frames of the fault path whose ``vmf`` or ``address`` local is the fault address.
 VMF_FRAMES = ("do_page_mkwrite", "wp_page_shared", "do_wp_page", "__do_fault",
-              "do_shared_fault", "do_read_fault", "do_fault", "handle_pte_fault")
-#: Frames that show the task is in a handler of the VMA, or about to call one.
-HANDLER_CALLERS = {"do_page_mkwrite", "__do_fault", "do_wp_page", "wp_page_shared",
-                   "do_shared_fault", "do_read_fault", "do_cow_fault"}
+              "do_shared_fault", "do_read_fault", "do_cow_fault", "do_fault",
+              "handle_pte_fault")
+ADDRESS_FRAMES = ("handle_mm_fault", "__handle_mm_fault", "do_user_addr_fault",
+                  "do_page_fault", "do_translation_fault", "do_mem_abort")
 
 
-def fault_address(frames: list[Frame]) -> int | None:
-    """The faulting address, from a ``vmf`` or ``address`` local if DWARF has it."""
+def fault_address_from_frames(frames: list[Frame]) -> int | None:
+    """The faulting address from a ``vmf``, ``address`` or ``far`` local, if
+    the debug info has one."""
     for f in frames:
         if f.frame is None:
             continue
-        if f.name in VMF_FRAMES:
+        for name in (("vmf",) if f.name in VMF_FRAMES else
+                     ("address", "addr", "far") if f.name in ADDRESS_FRAMES else ()):
             try:
-                return f.frame["vmf"].address.value_()
-            except (KeyError, LookupError, drgn.ObjectAbsentError, drgn.FaultError):
-                pass
-        if f.name in FAULT_ENTRY:
-            try:
-                return f.frame["address"].value_()
-            except (KeyError, LookupError, drgn.ObjectAbsentError, drgn.FaultError):
-                pass
+                obj = f.frame[name]
+                value = (obj.address if name == "vmf" else obj).value_()
+            except (KeyError, LookupError, AttributeError, drgn.ObjectAbsentError,
+                    drgn.FaultError):
+                continue
+            if value:
+                return value
     return None
 
 
-def mm_of(ctx: Context, pid: int) -> MmMap | None:
+@dataclass
+class Counters:
+    """A task's fault counters and what they are measured against."""
+
+    faults: int
+    min_flt: int
+    maj_flt: int
+    nvcsw: int
+    nivcsw: int
+    cpu_seconds: float | None
+    resident_pages: int
+
+    @property
+    def storm(self) -> bool:
+        per_cpu = (self.faults / self.cpu_seconds if self.cpu_seconds else float("inf"))
+        return (self.faults >= STORM_MIN_FAULTS
+                and self.faults >= STORM_FAULTS_PER_PAGE * max(1, self.resident_pages)
+                and self.faults >= STORM_FAULTS_PER_SWITCH * (self.nvcsw + 1)
+                and per_cpu >= STORM_FAULTS_PER_CPU_SECOND)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"min_flt": self.min_flt, "maj_flt": self.maj_flt, "nvcsw": self.nvcsw,
+                "nivcsw": self.nivcsw,
+                "cpu_seconds": None if self.cpu_seconds is None else round(self.cpu_seconds, 3),
+                "resident_pages": self.resident_pages,
+                "faults_per_resident_page": round(self.faults / max(1, self.resident_pages)),
+                "faults_per_voluntary_switch": round(self.faults / (self.nvcsw + 1)),
+                "faults_per_cpu_second": (round(self.faults / self.cpu_seconds)
+                                          if self.cpu_seconds else None)}
+
+
+def _value(obj: Object, *names: str) -> int | None:
+    for n in names:
+        try:
+            return getattr(obj, n).value_()
+        except AttributeError:
+            continue
+    return None
+
+
+def counters(task: Object, mm: MmMap | None, page_shift: int) -> Counters:
+    """The fault counters of one task; raises drgn.FaultError if unreadable."""
+    min_flt, maj_flt = task.min_flt.value_(), task.maj_flt.value_()
+    runtime = None
+    try:
+        runtime = task.se.sum_exec_runtime.value_() / 1e9
+    except AttributeError:
+        u, s = _value(task, "utime"), _value(task, "stime")
+        runtime = (u + s) / 1e9 if u is not None and s is not None else None
+    resident = sum(leaf.size >> page_shift for leaf in mm.leaves) if mm else 0
+    return Counters(min_flt + maj_flt, min_flt, maj_flt, task.nvcsw.value_(),
+                    task.nivcsw.value_(), runtime, resident)
+
+
+@dataclass
+class PageEvidence:
+    """Write-protected shared pages with ``->page_mkwrite`` in one address space."""
+
+    stuck: list[tuple[Leaf, VmaInfo]] = field(default_factory=list)
+    refused: list[tuple[Leaf, VmaInfo, str]] = field(default_factory=list)
+    written_beside: int = 0  #: writable dirty pages in the VMA of the fault or of stuck pages
+    fault_page_writable: bool = False  #: the page at the known fault address is writable
+    vmas: list[VmaInfo] = field(default_factory=list)  #: the VMAs the evidence is about
+
+
+def _mkwrite_vma(vma: VmaInfo | None) -> bool:
+    return (vma is not None and vma.flags & (VM_SHARED | VM_WRITE) == VM_SHARED | VM_WRITE
+            and vma.page_mkwrite.address != 0)
+
+
+def page_evidence(ctx: Context, mm: MmMap, address: int | None) -> PageEvidence:
+    """Stuck and refused pages of mm, at ``address`` if known, else anywhere."""
+    ev = PageEvidence()
+    refused_at = {leaf.vaddr: kind for leaf, _, kind in mismatches(ctx, mm)
+                  if kind in ("other-file", "truncated")}
+    vmas: dict[int, VmaInfo] = {}
+    if address is not None:
+        vma = mm.vmas.at(address)
+        if _mkwrite_vma(vma):
+            assert vma is not None
+            vmas[vma.start] = vma
+    for leaf in mm.leaves:
+        at_address = address is not None and leaf.vaddr <= address < leaf.vaddr + leaf.size
+        if address is not None and not at_address:
+            continue
+        if leaf.writable:
+            ev.fault_page_writable = at_address
+            continue
+        vma = mm.vmas.at(leaf.vaddr)
+        if not _mkwrite_vma(vma):
+            continue
+        assert vma is not None
+        ev.stuck.append((leaf, vma))
+        vmas[vma.start] = vma
+        if leaf.vaddr in refused_at:
+            ev.refused.append((leaf, vma, refused_at[leaf.vaddr]))
+    for leaf in mm.leaves:
+        if leaf.writable and leaf.dirty:
+            vma = mm.vmas.at(leaf.vaddr)
+            if vma is not None and vma.start in vmas:
+                ev.written_beside += 1
+    ev.vmas = list(vmas.values())
+    return ev
+
+
+def grade(storm: bool, pages: PageEvidence, progress: list[str]) -> str:
+    """"error", "warning" or "info" from the evidence (see the module docstring)."""
+    if storm and pages.refused:
+        return "error"
+    if storm and pages.stuck and not progress:
+        return "error"
+    if storm and not pages.stuck and not progress:
+        return "warning"
+    if pages.refused and not storm:
+        return "warning"
+    return "info"
+
+
+def page_progress(ctx: Context, pages: PageEvidence, now: float | None) -> list[str]:
+    """Progress that the page tables and the VMAs' files show."""
+    progress = []
+    if pages.fault_page_writable:
+        progress.append("the page at the fault address is mapped writable")
+    if pages.written_beside:
+        progress.append(f"{pages.written_beside} writable dirty pages in the same VMA")
+    if now is not None:
+        for vma in pages.vmas:
+            mtime = file_mtime(ctx.prog, vma)
+            if mtime is not None and 0 <= now - mtime <= RECENT_MTIME_SECONDS:
+                progress.append(f"{vma.file} was modified {now - mtime:.3f} s before the dump")
+    return progress
+
+
+def progress_of(ctx: Context, task: Object, pages: PageEvidence,
+                now: float | None) -> tuple[list[str], dict[str, Any]]:
+    """Progress evidence of a task and its last kernel entry, as JSON."""
+    progress = []
+    entry = last_entry(task)
+    if entry is not None and entry.kind == "syscall":
+        progress.append(f"last kernel entry was system call {entry.syscall_nr}")
+    progress += page_progress(ctx, pages, now)
+    entry_ev = None if entry is None else {"kind": entry.kind, "user_pc": entry.user_pc,
+                                           "syscall": entry.syscall_nr}
+    return progress, {"last_entry": entry_ev}
+
+
+def _mm_of(ctx: Context, pid: int) -> MmMap | None:
     for mm in ctx.mm_maps:
         if pid in mm.users.pids:
             return mm
     return None
 
 
-def describe(ctx: Context, pid: int, address: int | None) -> tuple[dict, VmaInfo | None]:
-    """Evidence about the fault address of pid (VMA, handlers, mapping
-    mismatch), and the VMA."""
-    ev: dict = {"address": address}
-    mm = mm_of(ctx, pid)
-    if mm is None:
-        return ev, None
-    if address is None:
-        # No fault address in the debug info: a mismatch in this mm names it.
-        found = mismatches(ctx, mm)
-        if len(found) == 1:
-            address = found[0][0].vaddr
-            ev["address"] = address
-            ev["address_from"] = "mapping-mismatch"
-    if address is None:
-        return ev, None
-    vma = mm.vmas.at(address)
+def _describe_address(ctx: Context, mm: MmMap, pages: PageEvidence,
+                      address: int | None, source: str | None) -> dict[str, Any]:
+    """Fault address, its VMA, handlers and the page's own file."""
+    if address is None and pages.refused:
+        address, source = pages.refused[0][0].vaddr, "mapping-mismatch"
+    elif address is None and len(pages.stuck) == 1:
+        address, source = pages.stuck[0][0].vaddr, "stuck-page"
+    ev: dict[str, Any] = {"address": address, "address_from": source}
+    vma = mm.vmas.at(address) if address is not None else None
     if vma is None:
-        return ev, None
-    ev.update(vma_evidence(vma))
-    ev["file"] = vma.file
-    ev["inode"] = vma.inode
-    for leaf, v, kind in mismatches(ctx, mm):
+        return ev
+    ev.update(vma_evidence(vma), file=vma.file, inode=vma.inode,
+              symbol_source=vma.page_mkwrite.source or vma.fault.source or vma.vm_ops.source)
+    for leaf, _, kind in pages.refused:
         if leaf.vaddr <= address < leaf.vaddr + leaf.size:
-            page = ctx.page(leaf.pfn)
             ev.update(pfn=leaf.pfn, mismatch=kind)
+            page = ctx.page(leaf.pfn)
             o = ctx.owner(page.mapping) if page is not None and page.mapping else None
             if o is not None:
                 ev.update(page_file=o.path, page_inode=o.inode)
-    return ev, vma
+    return ev
 
 
-def counters(task) -> int:
-    return task.min_flt.value_() + task.maj_flt.value_()
+def _summary(pid: int, comm: str, severity: str, ev: dict[str, Any]) -> str:
+    where = ev["position"]["where"]
+    text = (f"pid {pid} ({comm}) is {'livelocked in' if severity == 'error' else 'storming'} "
+            f"page faults: {ev['faults']} faults over {ev['counters']['resident_pages']} "
+            f"resident pages, caught in {where}")
+    if ev.get("address") is not None:
+        text += f", address {ev['address']:#x}"
+    if ev.get("vma_file"):
+        text += f" in {ev['vma_file']}"
+    if ev.get("page_mkwrite_handler") and ev.get("page_mkwrite_handler") != "0x0":
+        text += f" (->page_mkwrite {ev['page_mkwrite_handler']})"
+    if ev.get("page_file"):
+        text += f"; the page belongs to {ev['page_file']}"
+    return text
+
+
+def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
+    """Grade one user task of a dump; None when nothing points at a loop."""
+    prog = ctx.prog
+    pid, comm = task.pid.value_(), task_comm(task)
+    mm = _mm_of(ctx, pid)
+    if mm is None:
+        return None
+    c = counters(task, mm, ctx.page_shift)
+    storm = c.storm
+    probe = page_evidence(ctx, mm, None)
+    if not storm and not probe.refused:
+        return None
+    try:
+        frames = task_frames(prog, task)
+    except (ValueError, drgn.FaultError):
+        frames = []
+    address = fault_address_from_frames(frames)
+    pages = page_evidence(ctx, mm, address) if address is not None else probe
+    progress, entry_ev = progress_of(ctx, task, pages, kernel_time(prog))
+    severity = grade(storm, pages, progress)
+    ev = _describe_address(ctx, mm, pages, address, "stack" if address is not None else None)
+    vma = mm.vmas.at(ev["address"]) if ev.get("address") is not None else None
+    handlers = {r.name for r in (vma.page_mkwrite, vma.fault) if r.name} if vma else set()
+    pos = position(prog, [f.name for f in frames], [f.pc for f in frames], handlers,
+                   on_cpu(task))
+    ev.update(
+        pid=pid, comm=comm, state=task_state(task), on_cpu=on_cpu(task),
+        min_flt=c.min_flt, maj_flt=c.maj_flt, faults=c.faults, counters=c.to_json(),
+        storm=storm, stuck_pages=len(pages.stuck), refused_pages=len(pages.refused),
+        progress=progress, **entry_ev,
+        position={"where": pos.where, "preempted": pos.preempted, "frame": pos.detail},
+        in_handler=pos.detail if pos.where == "handler" else None,
+        stack=[str(f.symbol) for f in frames],
+    )
+    return severity, ev
 
 
 def run_dump(ctx: Context, result: CheckResult) -> None:
-    prog = ctx.prog
-    for task in for_each_task(prog):
-        if not task.mm:
-            continue
-        state = task_state(task)
-        if state != TASK_RUNNING and not on_cpu(task):
-            continue
-        pid, comm = task.pid.value_(), task_comm(task)
+    for task in for_each_task(ctx.prog):
         try:
-            frames = task_frames(prog, task)
-        except (ValueError, drgn.FaultError) as e:
-            result.unreadable.append(f"stack of pid {pid} ({comm}): {e}")
+            if not task.mm or (task_state(task) != TASK_RUNNING and not on_cpu(task)):
+                continue
+            graded = evaluate(ctx, task)
+        except drgn.FaultError as e:
+            result.unreadable.append(f"task {task.value_():#x}: {e}")
             continue
-        names = [f.name for f in frames]
-        if not FAULT_ENTRY & set(names):
+        if graded is None:
             continue
-        ev, vma = describe(ctx, pid, fault_address(frames))
-        handlers = {vma.page_mkwrite.name, vma.fault.name} - {None} if vma else set()
-        in_handler = [f for f in frames if f.name in handlers]
-        if not in_handler and not HANDLER_CALLERS & set(names):
-            continue
-        where = (str(in_handler[0].symbol) if in_handler
-                 else next(n for n in names if n in HANDLER_CALLERS))
-        ev.update(pid=pid, comm=comm, state=state, on_cpu=on_cpu(task),
-                  min_flt=task.min_flt.value_(), maj_flt=task.maj_flt.value_(),
-                  stack=[str(f.symbol) for f in frames], in_handler=where)
-        severity = "error" if ev.get("mismatch") else "warning"
-        addr = ev.get("address")
-        summary = (f"pid {pid} ({comm}) is {'on CPU' if ev['on_cpu'] else 'runnable'} in the "
-                   f"page-fault path at {where}"
-                   + (f", address {addr:#x}" if addr is not None else "")
-                   + (f" in {ev['vma_file']}" if ev.get("vma_file") else "")
-                   + (f"; the page belongs to {ev['page_file']}" if ev.get("page_file") else ""))
-        result.add(severity, summary, **ev)
+        severity, ev = graded
+        result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
+        if severity != "info":
+            result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), **ev)
 
 
 def run_live(ctx: Context, result: CheckResult) -> None:
     prog, opt = ctx.prog, ctx.options
     samples: dict[int, list[tuple[float, int]]] = {}
+    progress_seen: dict[int, list[str]] = {}
     for i in range(opt.samples):
         now = time.monotonic()
         for task in for_each_task(prog):
-            if not task.mm:
-                continue
             try:
-                samples.setdefault(task.pid.value_(), []).append((now, counters(task)))
+                if not task.mm:
+                    continue
+                pid = task.pid.value_()
+                samples.setdefault(pid, []).append((now, task.min_flt.value_()
+                                                    + task.maj_flt.value_()))
+                if task_state(task) == TASK_RUNNING:
+                    entry = last_entry(task)
+                    if entry is not None and entry.kind == "syscall":
+                        progress_seen.setdefault(pid, []).append(
+                            f"sample {i}: last kernel entry was system call {entry.syscall_nr}")
             except drgn.FaultError:
                 continue
         if i + 1 < opt.samples:
@@ -160,10 +383,20 @@ def run_live(ctx: Context, result: CheckResult) -> None:
         if not task or task_state(task) != TASK_RUNNING:
             continue
         comm = task_comm(task)
-        ev, _ = describe(ctx, pid, None)
-        ev.update(pid=pid, comm=comm, fault_rate=round(rate, 1), fault_samples=[c for _, c in s],
-                  interval_seconds=opt.sample_seconds)
-        severity = "error" if ev.get("mismatch") else "warning"
+        mm = _mm_of(ctx, pid)
+        if mm is None:
+            continue
+        pages = page_evidence(ctx, mm, None)
+        progress = progress_seen.get(pid, []) + page_progress(ctx, pages, kernel_time(prog))
+        severity = grade(True, pages, progress)
+        ev = _describe_address(ctx, mm, pages, None, None)
+        ev.update(pid=pid, comm=comm, fault_rate=round(rate, 1),
+                  fault_samples=[c for _, c in s], interval_seconds=opt.sample_seconds,
+                  stuck_pages=len(pages.stuck), refused_pages=len(pages.refused),
+                  progress=progress)
+        result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
+        if severity == "info":
+            continue
         result.add(severity, f"pid {pid} ({comm}) takes {rate:.0f} page faults/s without "
                    f"sleeping" + (f"; {ev['vma_file']} maps a page of {ev['page_file']}"
                                   if ev.get("page_file") else ""), **ev)
@@ -175,7 +408,11 @@ def run(ctx: Context) -> CheckResult:
         run_live(ctx, result)
     else:
         run_dump(ctx, result)
+    missing = modules_without_debug_info(ctx.prog)
+    if missing:
+        result.notes.append(f"no debug info for modules {', '.join(missing)}: their symbols "
+                            f"are named from kallsyms (pass --module FILE.ko for more)")
     return result
 
 
-SPEC = CheckSpec(NAME, "tasks stuck re-entering ->page_mkwrite or ->fault", run)
+SPEC = CheckSpec(NAME, "tasks livelocked re-entering ->page_mkwrite or ->fault", run)

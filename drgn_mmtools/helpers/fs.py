@@ -9,7 +9,8 @@ from drgn import Object
 from drgn.helpers.linux.fs import d_path, for_each_mount, inode_path
 from drgn.helpers.linux.list import hlist_for_each_entry
 
-__all__ = ("MappingOwner", "file_path", "inode_full_path", "mapping_owner")
+__all__ = ("MappingOwner", "file_mtime", "file_path", "inode_full_path", "kernel_time",
+           "mapping_owner")
 
 
 class MappingOwner(NamedTuple):
@@ -75,3 +76,41 @@ def mapping_owner(prog: drgn.Program, mapping: int) -> MappingOwner:
     except drgn.FaultError:
         fstype = None
     return MappingOwner(mapping, inode.i_ino.value_(), inode.value_(), path, fstype)
+
+
+def _timespec(ts: Object) -> float:
+    return ts.tv_sec.value_() + ts.tv_nsec.value_() / 1e9
+
+
+def inode_mtime(inode: Object) -> float | None:
+    """The modification time of ``struct inode *`` in seconds since the epoch:
+    ``i_mtime`` (before 6.6), ``__i_mtime`` (6.6) or ``i_mtime_sec`` and
+    ``i_mtime_nsec`` (6.7+); None when unreadable."""
+    try:
+        for name in ("i_mtime", "__i_mtime"):
+            if hasattr(inode, name):
+                return _timespec(getattr(inode, name))
+        return inode.i_mtime_sec.value_() + inode.i_mtime_nsec.value_() / 1e9
+    except (AttributeError, drgn.FaultError):
+        return None
+
+
+def file_mtime(prog: drgn.Program, vma) -> float | None:
+    """The mtime of the inode behind a :class:`~.vma.VmaInfo`'s file, or None."""
+    if not vma.mapping:
+        return None
+    try:
+        return inode_mtime(Object(prog, "struct address_space *", vma.mapping).host)
+    except drgn.FaultError:
+        return None
+
+
+def kernel_time(prog: drgn.Program) -> float | None:
+    """CLOCK_REALTIME as the kernel's timekeeper last updated it (the time
+    of a dump, to a tick), in seconds; None when it cannot be read."""
+    try:
+        tk = prog["tk_core"].timekeeper
+        nsec = tk.tkr_mono.xtime_nsec.value_() >> tk.tkr_mono.shift.value_()
+        return tk.xtime_sec.value_() + nsec / 1e9
+    except (KeyError, LookupError, AttributeError, drgn.FaultError):
+        return None

@@ -57,7 +57,7 @@ def task_frames(prog: drgn.Program, task: Object) -> list[Frame]:
         pc = f.pc
         ref = symbolize(prog, pc)
         if f.name and f.name != ref.name:
-            ref = SymbolRef(pc, f.name, 0, ref.module)
+            ref = SymbolRef(pc, f.name, 0, ref.module, "debuginfo")
         out.append(Frame(pc, ref, f))
     return out
 
