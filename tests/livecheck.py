@@ -25,13 +25,20 @@ def assert_guest_findings(doc_checks: dict[str, dict[str, Any]], truth: list[dic
         (mm["address"], mm["pfn"], mm["page_inode"], mm["vma_file"])
 
     (fr,) = [t for t in truth if t["kind"] == "fault_retry"]
-    (ev,) = [e for e in findings("fault-retry") if e["pid"] == fr["pid"]]
+    (f,) = [f for f in doc_checks["fault-retry"]["findings"] if f["evidence"]["pid"] == fr["pid"]]
+    ev = f["evidence"]
+    assert f["severity"] == "error", f["summary"]
     assert ev["address"] == fr["address"]
+    assert ev["page_mkwrite_handler"] == "pcc_retry_page_mkwrite [mmfixture]"
+    assert ev["refused_pages"] >= 1 and ev["progress"] == []
     if live:
         assert ev["fault_rate"] > 0
         assert all(b > a for a, b in zip(ev["fault_samples"], ev["fault_samples"][1:]))
     else:
-        assert ev["in_handler"].startswith("pcc_retry_page_mkwrite")
+        assert ev["storm"] is True
+    (bw,) = [t for t in truth if t["kind"] == "busy_writer"]
+    assert not [e for e in findings("fault-retry") if e["pid"] == bw["pid"]], \
+        "the busy writer's faults complete: it is no fault-retry finding"
 
     poisoned = {e["pfn"]: e for e in findings("hwpoison-pagecache")}
     for t in (t for t in truth if t["kind"] == "hwpoison"):

@@ -26,7 +26,8 @@ class Fixture:
 
     @property
     def id(self) -> str:
-        return f"{self.data['arch']}-{self.data['scenario']}"
+        """``<arch>-<capture>``, e.g. ``x86_64-bugs-2``."""
+        return f"{self.data['arch']}-{self.path.parent.name}"
 
     def file(self, rel: str) -> Path:
         return (self.path.parent / rel).resolve()
@@ -56,7 +57,7 @@ def load_symbols(prog: drgn.Program, vmlinux: Path, modules: list[Path]) -> None
     try:
         prog.load_debug_info([str(vmlinux), *map(str, modules)])
     except drgn.MissingDebugInfoError:
-        pass
+        pass  # modules whose debug info the fixture does not ship
     assert not prog.main_module().wants_debug_file(), f"{vmlinux} did not load"
 
 

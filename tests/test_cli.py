@@ -96,7 +96,7 @@ def fake_user_core(path: Path) -> None:
                                   "user-core", "wrong-arch-vmlinux", "not-a-vmlinux",
                                   "missing-vmlinux", "no-vmlinux"])
 def test_bad_input_gives_one_line_and_exit_2(case, tmp_path):
-    dump = X86 / "bugs" / "vmcore.kdump"
+    dump = X86 / "bugs-1" / "vmcore.kdump"
     vmlinux = X86 / "vmlinux.debug"
     if case == "missing":
         args = [str(tmp_path / "nope"), "--vmlinux", str(vmlinux)]
