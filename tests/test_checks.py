@@ -45,7 +45,8 @@ def test_mapping_mismatch_names_both_files(fx: Fixture):
     assert f.evidence["index"] == t["index"]
     assert f.evidence["page_fs"] == t["page_fs"]
     assert f.evidence["handler_module"] == "mmfixture"
-    assert f.evidence["page_mkwrite_handler"].startswith("pcc_retry_page_mkwrite")
+    assert f.evidence["page_mkwrite_handler"] == "pcc_retry_page_mkwrite [mmfixture]"
+    assert f.evidence["symbol_source"] == ("debuginfo" if fx.modules else "kallsyms")
     assert f.evidence["in_page_cache"] is True
 
 

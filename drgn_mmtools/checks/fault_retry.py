@@ -32,9 +32,12 @@ progress
     overrides progress: its handler can never let the write through.
 
 Grades: **error** when the storm and a refused page agree, or the storm
-and a stuck page agree with no progress; **warning** for a storm with no
-stuck page and no progress (a ``->fault`` loop leaves no PTE), or a refused
-page without a storm.  A storm with progress (a busy writer that msyncs in
+and a stuck page agree with no progress, or the stack shows the task in
+the fault path with a refused page at its fault address (a handler that
+returns ``VM_FAULT_RETRY`` forever loops inside the architecture's fault
+handler, and since 5.6 such faults are never counted in ``min_flt``);
+**warning** for a storm with no stuck page and no progress (a ``->fault``
+loop leaves no PTE), or a refused page without a storm.  A storm with progress (a busy writer that msyncs in
 a loop) is an ``info`` record only, with its evidence.
 
 Every finding carries the position where the dump caught the task, the
@@ -209,9 +212,14 @@ def page_evidence(ctx: Context, mm: MmMap, address: int | None) -> PageEvidence:
     return ev
 
 
-def grade(storm: bool, pages: PageEvidence, progress: list[str]) -> str:
-    """"error", "warning" or "info" from the evidence (see the module docstring)."""
-    if storm and pages.refused:
+def grade(storm: bool, pages: PageEvidence, progress: list[str],
+          faulting_refused: bool = False) -> str:
+    """"error", "warning" or "info" from the evidence (see the module docstring).
+
+    ``faulting_refused``: the stack shows the task inside the fault path
+    with a refused page at its fault address.
+    """
+    if pages.refused and (storm or faulting_refused):
         return "error"
     if storm and pages.stuck and not progress:
         return "error"
@@ -268,8 +276,7 @@ def _describe_address(ctx: Context, mm: MmMap, pages: PageEvidence,
     vma = mm.vmas.at(address) if address is not None else None
     if vma is None:
         return ev
-    ev.update(vma_evidence(vma), file=vma.file, inode=vma.inode,
-              symbol_source=vma.page_mkwrite.source or vma.fault.source or vma.vm_ops.source)
+    ev.update(vma_evidence(vma), file=vma.file, inode=vma.inode)
     for leaf, _, kind in pages.refused:
         if leaf.vaddr <= address < leaf.vaddr + leaf.size:
             ev.update(pfn=leaf.pfn, mismatch=kind)
@@ -315,12 +322,14 @@ def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
     address = fault_address_from_frames(frames)
     pages = page_evidence(ctx, mm, address) if address is not None else probe
     progress, entry_ev = progress_of(ctx, task, pages, kernel_time(prog))
-    severity = grade(storm, pages, progress)
     ev = _describe_address(ctx, mm, pages, address, "stack" if address is not None else None)
     vma = mm.vmas.at(ev["address"]) if ev.get("address") is not None else None
     handlers = {r.name for r in (vma.page_mkwrite, vma.fault) if r.name} if vma else set()
     pos = position(prog, [f.name for f in frames], [f.pc for f in frames], handlers,
                    on_cpu(task))
+    faulting_refused = (address is not None and bool(pages.refused)
+                        and pos.where in ("handler", "fault-path"))
+    severity = grade(storm, pages, progress, faulting_refused)
     ev.update(
         pid=pid, comm=comm, state=task_state(task), on_cpu=on_cpu(task),
         min_flt=c.min_flt, maj_flt=c.maj_flt, faults=c.faults, counters=c.to_json(),

@@ -32,6 +32,8 @@ def vma_evidence(vma: VmaInfo) -> dict:
         "vm_ops": str(vma.vm_ops), "fault_handler": str(vma.fault),
         "page_mkwrite_handler": str(vma.page_mkwrite),
         "handler_module": vma.page_mkwrite.module or vma.fault.module or vma.vm_ops.module,
+        # Where the handler names came from: "debuginfo" or "kallsyms".
+        "symbol_source": vma.page_mkwrite.source or vma.fault.source or vma.vm_ops.source,
     }
 
 
