@@ -203,3 +203,20 @@ def test_free_blocks_add_up_to_the_kernels_free_page_count(fx: Fixture):
     assert nr_free.name == "NR_FREE_PAGES"
     assert sets.free_pages == stock["vm_zone_stat"][nr_free.value].counter.value_()
     assert sorted(sets.hwpoison) == sorted(t["pfn"] for t in fx.truth("hwpoison"))
+
+
+X86_ON_CPU_BUGS = [f for f in BUGS if f.data["arch"] == "x86_64"
+                   and f.data["frozen"]["fault_retry"]["on_cpu"]]
+
+
+@pytest.mark.parametrize("fx", X86_ON_CPU_BUGS, ids=ids(X86_ON_CPU_BUGS))
+def test_fault_address_from_qemu_cpu_notes(fx: Fixture):
+    """QEMU's x86_64 dumps carry each CPU's CR2: the looping task's CPU last
+    faulted at the recorded address, and the finding takes it from there
+    when the stack names none."""
+    from drgn_mmtools.cpu_notes import qemu_cpu_states
+
+    (t,) = fx.truth("fault_retry")
+    assert t["address"] in [cpu.cr2 for cpu in qemu_cpu_states(fx.dump)]
+    f = one(findings(fx, "fault-retry"), pid=t["pid"])
+    assert f.evidence["address_from"] in ("stack", "cr2")

@@ -20,8 +20,8 @@ from .manifests import Fixture
 def results(manifest: Path) -> dict[str, CheckResult]:
     """All checks on one fixture dump, opened the way the tool opens it."""
     fx = Fixture(manifest)
-    prog = open_program(TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules))
-    return {r.check: r for r in run_checks(Context(prog))}
+    spec = TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules)
+    return {r.check: r for r in run_checks(Context(open_program(spec), spec=spec))}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

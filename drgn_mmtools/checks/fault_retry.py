@@ -41,7 +41,9 @@ loop leaves no PTE), or a refused page without a storm.  A storm with progress (
 a loop) is an ``info`` record only, with its evidence.
 
 Every finding carries the position where the dump caught the task, the
-fault address and where it came from, the VMA, its file and handlers named
+fault address and where it came from (a ``vmf`` or ``address`` local of the
+fault path, CR2 from QEMU's CPU notes for an on-CPU task of an x86_64 QEMU
+dump, the refused page, or the only stuck page), the VMA, its file and handlers named
 ``symbol [module]`` from debug info or kallsyms (``symbol_source``).
 
 Live, the fault counters of every user task are sampled over an interval;
@@ -63,6 +65,7 @@ from drgn.helpers.linux.pid import find_task, for_each_task
 from . import CheckSpec
 from .mapping_mismatch import mismatches, vma_evidence
 from ..context import Context, MmMap
+from ..cpu_notes import qemu_cpu_states
 from ..findings import CheckResult
 from ..helpers.pgtable import Leaf
 from ..helpers.fs import file_mtime, kernel_time
@@ -104,6 +107,25 @@ def fault_address_from_frames(frames: list[Frame]) -> int | None:
                 continue
             if value:
                 return value
+    return None
+
+
+def fault_address_from_cr2(ctx: Context, frames: list[Frame], mm: MmMap) -> int | None:
+    """CR2 of the CPU an on-CPU task runs on, from the dump's QEMU CPU notes
+    (x86_64 dumps written by QEMU), matched to the task by rip and rsp; only
+    when it lies in one of the task's VMAs."""
+    if ctx.spec is None or ctx.spec.core is None or not frames or frames[0].frame is None:
+        return None
+    key = ("qemu_cpu_states", str(ctx.spec.core))
+    if key not in ctx.memo:
+        ctx.memo[key] = qemu_cpu_states(ctx.spec.core)
+    try:
+        regs = frames[0].frame.registers()
+    except (LookupError, ValueError):
+        return None
+    for cpu in ctx.memo[key]:
+        if (cpu.rip, cpu.rsp) == (regs.get("rip"), regs.get("rsp")) and mm.vmas.at(cpu.cr2):
+            return cpu.cr2
     return None
 
 
@@ -319,10 +341,12 @@ def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
         frames = task_frames(prog, task)
     except (ValueError, drgn.FaultError):
         frames = []
-    address = fault_address_from_frames(frames)
+    address, source = fault_address_from_frames(frames), "stack"
+    if address is None and on_cpu(task):
+        address, source = fault_address_from_cr2(ctx, frames, mm), "cr2"
     pages = page_evidence(ctx, mm, address) if address is not None else probe
     progress, entry_ev = progress_of(ctx, task, pages, kernel_time(prog))
-    ev = _describe_address(ctx, mm, pages, address, "stack" if address is not None else None)
+    ev = _describe_address(ctx, mm, pages, address, source if address is not None else None)
     vma = mm.vmas.at(ev["address"]) if ev.get("address") is not None else None
     handlers = {r.name for r in (vma.page_mkwrite, vma.fault) if r.name} if vma else set()
     pos = position(prog, [f.name for f in frames], [f.pc for f in frames], handlers,
