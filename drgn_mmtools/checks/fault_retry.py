@@ -263,7 +263,7 @@ def page_progress(ctx: Context, pages: PageEvidence, now: float | None) -> list[
         for vma in pages.vmas:
             mtime = file_mtime(ctx.prog, vma)
             if mtime is not None and 0 <= now - mtime <= RECENT_MTIME_SECONDS:
-                progress.append(f"{vma.file} was modified {now - mtime:.3f} s before the dump")
+                progress.append(f"{vma.file} was modified {now - mtime:.3f} s before this reading")
     return progress
 
 
@@ -310,10 +310,15 @@ def _describe_address(ctx: Context, mm: MmMap, pages: PageEvidence,
 
 
 def _summary(pid: int, comm: str, severity: str, ev: dict[str, Any]) -> str:
-    where = ev["position"]["where"]
-    text = (f"pid {pid} ({comm}) is {'livelocked in' if severity == 'error' else 'storming'} "
-            f"page faults: {ev['faults']} faults over {ev['counters']['resident_pages']} "
-            f"resident pages, caught in {where}")
+    if severity == "error":
+        head = "is livelocked in a page fault"
+    elif ev["storm"]:
+        head = "takes a storm of page faults with no stuck page to explain it"
+    else:
+        head = "is faulting on a page its handler refuses"
+    text = (f"pid {pid} ({comm}) {head}: {ev['faults']} faults over "
+            f"{ev['counters']['resident_pages']} resident pages, caught in "
+            f"{ev['position']['where']}")
     if ev.get("address") is not None:
         text += f", address {ev['address']:#x}"
     if ev.get("vma_file"):
