@@ -1,57 +1,127 @@
 """The ``drgn-mmtools`` command line.
 
-Exit codes: 0 success, 2 the tool could not do its job (bad target, wrong
-debug info), with a one-line message on stderr and never a traceback.
+Exit codes: 0 no findings and every read succeeded, 1 findings, 2 the tool
+could not do its job (bad target or options, wrong debug info, a check that
+failed or timed out, or a partial result with no findings), with one line
+on stderr and never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from . import __version__
 from .summary import kernel_summary
 from .target import TargetError, TargetSpec, open_program, quiet_drgn_logs
 
-CHECK_HELP = """exit status: 0 no findings, 1 findings, 2 the tool could not do its job
-(the target or its debug info could not be opened, or a check failed; the
-output still holds what the other checks found)."""
+CHECK_HELP = """exit status: 0 no findings and every read succeeded; 1 findings; 2 the
+tool could not do its job: the target or its debug info could not be opened,
+a check failed or timed out, or a check could not read everything and nothing
+was found (a partial result is never reported as clean).  The report still
+holds what the other checks found."""
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
 
+class UsageError(Exception):
+    """Options that cannot work; the message is one line."""
+
+
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments that choose the target and its debug info."""
+    """Arguments that choose the target and its debug info, in drgn's
+    spellings too (``-c CORE``, ``-s FILE`` repeated)."""
     which = parser.add_mutually_exclusive_group()
     which.add_argument("vmcore", nargs="?", type=Path, help="crash dump (ELF or kdump-compressed)")
+    which.add_argument("-c", "--core", type=Path, dest="core",
+                       help="crash dump, as drgn spells it")
     which.add_argument("--live", action="store_true", help="the running kernel (/proc/kcore)")
     which.add_argument("--qemu", metavar="SOCKET", help="a live QEMU guest's QMP socket")
     which.add_argument("--manifest", type=Path,
                        help="a fixture manifest.json: its dump, vmlinux and modules")
-    parser.add_argument("--vmlinux", "-s", type=Path, help="kernel debug info (vmlinux)")
+    parser.add_argument("--vmlinux", type=Path, help="kernel debug info (vmlinux)")
     parser.add_argument("--module", "-m", type=Path, action="append", default=[],
                         help="kernel module with debug info (repeatable)")
+    parser.add_argument("-s", "--symbols", type=Path, action="append", default=[],
+                        help="debug info file, as drgn takes it (repeatable): the vmlinux, "
+                             "and modules (.ko) by their ELF contents")
+
+
+def is_module_file(path: Path) -> bool:
+    """A kernel module's ELF file (it has a .modinfo section), by contents."""
+    if path.name.endswith((".ko", ".ko.debug", ".ko.xz", ".ko.zst", ".ko.gz")):
+        return True
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return False
+    return b".modinfo\0" in data and b".gnu.linkonce.this_module" in data
+
+
+def split_symbols(args: argparse.Namespace) -> tuple[Path | None, list[Path]]:
+    """The vmlinux and module files from --vmlinux, --module and -s."""
+    vmlinux, modules = args.vmlinux, list(args.module)
+    for path in args.symbols:
+        if is_module_file(path):
+            modules.append(path)
+        elif vmlinux is None:
+            vmlinux = path
+        else:
+            raise UsageError(f"-s {path}: a kernel image was given already ({vmlinux}); "
+                             f"give modules as .ko files")
+    return vmlinux, modules
 
 
 def target_spec(args: argparse.Namespace) -> TargetSpec:
+    vmlinux, modules = split_symbols(args)
     if args.manifest is not None:
-        return spec_from_manifest(args.manifest, args)
-    if args.vmcore is None and not args.live and args.qemu is None:
-        raise TargetError("no target: give a VMCORE, --live or --qemu SOCKET")
-    return TargetSpec(core=args.vmcore, live=args.live, qemu=args.qemu,
-                      vmlinux=args.vmlinux, modules=args.module)
+        return spec_from_manifest(args.manifest, vmlinux, modules)
+    core = args.vmcore or args.core
+    if core is None and not args.live and args.qemu is None:
+        raise TargetError("no target: give a VMCORE (or -c VMCORE), --live or --qemu SOCKET")
+    return TargetSpec(core=core, live=args.live, qemu=args.qemu, vmlinux=vmlinux,
+                      modules=modules)
 
 
-def spec_from_manifest(path: Path, args: argparse.Namespace) -> TargetSpec:
+def spec_from_manifest(path: Path, vmlinux: Path | None, modules: list[Path]) -> TargetSpec:
     try:
         manifest = json.loads(path.read_text())
         base = path.parent
         return TargetSpec(core=base / manifest["dump"],
-                          vmlinux=args.vmlinux or base / manifest["vmlinux"],
-                          modules=args.module or [base / m for m in manifest.get("modules", [])])
+                          vmlinux=vmlinux or base / manifest["vmlinux"],
+                          modules=modules or [base / m for m in manifest.get("modules", [])])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise TargetError(f"cannot read manifest {path}: {e}") from None
+        raise TargetError(f"cannot read manifest {path}: {' '.join(str(e).split())}") from None
+
+
+def check_output_path(path: Path | None) -> None:
+    """Refuse an --output that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"--output {path}: is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--output {path}: no such directory {parent}")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise UsageError(f"--output {path}: permission denied")
+
+
+def check_sampling(args: argparse.Namespace) -> None:
+    if not args.interval > 0 or args.interval > 3600:
+        raise UsageError(f"--interval {args.interval}: give seconds between samples, "
+                         f"more than 0 and at most 3600")
+    if not 2 <= args.samples <= 1000:
+        raise UsageError(f"--samples {args.samples}: give 2 to 1000 samples")
+    for name in ("timeout", "check_timeout"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise UsageError(f"--{name.replace('_', '-')} {value}: give a number of seconds "
+                             f"above 0")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -60,8 +130,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(s._asdict(), indent=2))
     else:
-        print(f"Linux {s.release} ({s.machine}), {s.online_cpus} CPUs online, "
-              f"{s.total_ram_bytes >> 20} MiB RAM in {s.page_size}-byte pages, {s.tasks} tasks")
+        def n(v, scale=1):
+            return "?" if v is None else v // scale
+        print(f"Linux {s.release} ({s.machine}), {n(s.online_cpus)} CPUs online, "
+              f"{n(s.total_ram_bytes, 1 << 20)} MiB RAM in {s.page_size}-byte pages, "
+              f"{n(s.tasks)} tasks")
     return EXIT_OK
 
 
@@ -71,35 +144,49 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .context import Context, Options
     from .embedded import target_of
     from .render import jsonout, text
-    from .runner import exit_code, run_checks
+    from .runner import CHECK_TIMEOUT, exit_code, run_checks
 
+    check_sampling(args)
+    check_output_path(args.output)
     spec = target_spec(args)
     prog = open_program(spec)
     target = target_of(prog, spec.describe())
-    options = Options(live=target["live"], sample_seconds=args.interval, workers=args.jobs)
+    options = Options(live=target["live"], sample_seconds=args.interval, samples=args.samples,
+                      workers=args.jobs)
     err = Console(stderr=True)
     progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
                 ) if err.is_terminal else None
-    results = run_checks(Context(prog, options, spec), args.check, progress)
+    results = run_checks(Context(prog, options, spec), args.check, progress,
+                         check_timeout=args.check_timeout or CHECK_TIMEOUT,
+                         run_timeout=args.timeout)
     code = exit_code(results)
-    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        out = open(args.output, "w") if args.output else sys.stdout
+    except OSError as e:
+        raise UsageError(f"--output {args.output}: {e.strerror}") from None
     try:
         if args.format == "json":
             out.write(jsonout.dumps(jsonout.document(results, target, code)) + "\n")
         else:
             console = Console(file=out) if args.output else Console()
-            text.render(console, results, target)
+            text.render(console, results, target, verbose=args.verbose)
     finally:
         if args.output:
             out.close()
     for r in results:
         if r.failed:
             print(f"drgn-mmtools: check {r.check} failed: {r.error}", file=sys.stderr)
+        elif r.timed_out:
+            print(f"drgn-mmtools: check {r.check} timed out", file=sys.stderr)
+    if code == EXIT_ERROR and not any(r.failed or r.timed_out for r in results):
+        print("drgn-mmtools: no findings, but some reads failed: the result is partial "
+              "(see 'unreadable')", file=sys.stderr)
     return code
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drgn-mmtools", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"drgn-mmtools {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="summarise the target kernel")
     add_target_arguments(info)
@@ -110,12 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run checks; exit 0 clean, 1 findings, 2 error",
                            epilog=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_target_arguments(check)
-    check.add_argument("--check", "-c", action="append", choices=list(all_checks()),
+    check.add_argument("--check", action="append", choices=list(all_checks()),
                        help="run only this check (repeatable); all by default")
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.add_argument("--output", "-o", type=Path, help="write the report here")
+    check.add_argument("--verbose", "-v", action="store_true",
+                       help="text: list every check's records too (DAX entries, candidates)")
     check.add_argument("--interval", type=float, default=0.5,
                        help="live targets: seconds between fault-counter samples")
+    check.add_argument("--samples", type=int, default=4,
+                       help="live targets: fault-counter samples to take (at least 2)")
+    check.add_argument("--timeout", type=float, metavar="SECONDS",
+                       help="stop the whole run after this long; checks cut short report "
+                            "what they had, as timed out")
+    check.add_argument("--check-timeout", type=float, metavar="SECONDS",
+                       help="stop any one check after this long (default 600)")
     check.add_argument("--jobs", "-j", type=int, default=0,
                        help="processes for the mem_map scan of big compressed dumps "
                             "(default: one per CPU)")
@@ -128,11 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     quiet_drgn_logs()
     try:
         return args.func(args)
-    except TargetError as e:
+    except (TargetError, UsageError) as e:
         print(f"drgn-mmtools: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - a pipeline gets one line and exit 2, never a traceback
+        print(f"drgn-mmtools: internal error: {type(e).__name__}: {' '.join(str(e).split())} "
+              f"(set DRGN_MMTOOLS_DEBUG=1 for the traceback)", file=sys.stderr)
+        if os.environ.get("DRGN_MMTOOLS_DEBUG"):
+            raise
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from array import array
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Mapping, NamedTuple, Sequence
@@ -17,6 +18,7 @@ from typing import Mapping, NamedTuple, Sequence
 import drgn
 
 from .dumpfile import read_header
+from .findings import one_line
 from .helpers.fs import MappingOwner, mapping_owner
 from .helpers.memmap import MemmapScan, scan_pages, scan_pages_parallel, valid_page_ranges
 from .helpers.pageflags import ByteTest
@@ -69,7 +71,14 @@ class Context:
         """Poisoned, free, slab, refcount-0 and tail pages, from one mem_map scan
         shared by every check."""
         preds, capture = scan_predicates(self.prog)
-        return PageSets.from_scan(self.scan_pages(preds, capture))
+        try:
+            scan = self.scan_pages(preds, capture)
+        except drgn.FaultError as e:
+            # mem_section or vmemmap itself is unreadable: nothing was scanned.
+            scan = MemmapScan({name: array("Q") for name in preds},
+                              {name: array("Q") for name in capture},
+                              problems=[f"mem_map (mem_section, vmemmap): {one_line(e)}"])
+        return PageSets.from_scan(scan)
 
     def scan_pages(self, preds: Mapping[str, Sequence[ByteTest]],
                    capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:

@@ -10,9 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ("CheckResult", "Finding", "SEVERITIES")
+__all__ = ("CheckResult", "Finding", "SEVERITIES", "one_line")
 
 SEVERITIES = ("error", "warning")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (its type name when it has none)."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,21 @@ class CheckResult:
     error: str | None = None  #: set when the check itself failed
     traceback: str | None = None
     seconds: float = 0.0
+    timed_out: bool = False  #: stopped at its deadline; what it found so far is kept
 
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+    @property
+    def status(self) -> str:
+        """"timed-out", "failed", "partial" (some reads failed: the result may
+        miss findings) or "ok"."""
+        if self.timed_out:
+            return "timed-out"
+        if self.failed:
+            return "failed"
+        return "partial" if self.unreadable else "ok"
 
     def add(self, severity: str, summary: str, unreadable: tuple[str, ...] = (),
             **evidence: Any) -> Finding:
@@ -57,7 +73,7 @@ class CheckResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "check": self.check,
-            "status": "failed" if self.failed else "ok",
+            "status": self.status,
             "error": self.error,
             "traceback": self.traceback,
             "seconds": round(self.seconds, 3),

@@ -16,6 +16,7 @@ from typing import Sequence
 import drgn
 
 from .dumpfile import elf_platform, read_header
+from .findings import one_line
 from .helpers.probe import object_value
 
 
@@ -52,10 +53,6 @@ def _check_file(path: Path, what: str) -> None:
         raise TargetError(f"{what} {path}: empty file")
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 def quiet_drgn_logs() -> None:
     """Keep drgn's own warnings off stderr: errors reach the user as one line."""
     logging.getLogger("drgn").setLevel(logging.CRITICAL)
@@ -83,7 +80,7 @@ def open_program(spec: TargetSpec) -> drgn.Program:
     except TargetError:
         raise
     except Exception as e:  # noqa: BLE001 - drgn reports libkdumpfile errors as Exception
-        raise TargetError(f"cannot open {spec.describe()}: {_one_line(e)}") from None
+        raise TargetError(f"cannot open {spec.describe()}: {one_line(e)}") from None
     if not (prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL):
         raise TargetError(f"{spec.describe()} is not a Linux kernel core dump")
     _load_debug_info(prog, spec)
@@ -136,7 +133,7 @@ def _sanity_read(prog: drgn.Program, spec: TargetSpec) -> None:
             prog.read(obj.address_, min(obj.type_.size, 256))
         except drgn.FaultError as e:
             hint = _dump_hint(prog, spec) or " (truncated or filtered dump?)"
-            raise TargetError(f"cannot read {what} from {spec.describe()}: {_one_line(e)}"
+            raise TargetError(f"cannot read {what} from {spec.describe()}: {one_line(e)}"
                               f"{hint}") from None
         except (KeyError, LookupError):
             raise TargetError(f"the debug info has no {what}: is it a Linux vmlinux?") from None
@@ -169,7 +166,7 @@ def _load_debug_info(prog: drgn.Program, spec: TargetSpec) -> None:
     except drgn.MissingDebugInfoError:
         pass  # judged below: only the kernel's own debug info is required
     except Exception as e:  # noqa: BLE001 - libelf/libdw errors arrive as Exception
-        raise TargetError(f"cannot load debug info: {_one_line(e)}") from None
+        raise TargetError(f"cannot load debug info: {one_line(e)}") from None
     try:
         missing = prog.main_module().wants_debug_file()
     except LookupError:

@@ -14,7 +14,10 @@ def assert_guest_findings(doc_checks: dict[str, dict[str, Any]], truth: list[dic
     :param live: the run was live (fault-retry sampled counters) rather than on a dump.
     """
     for name, check in doc_checks.items():
-        assert check["status"] == "ok", (name, check["error"])
+        # Live memory changes under the reader: a read may fail (partial).
+        allowed = ("ok", "partial") if live else ("ok",)
+        assert check["status"] in allowed, (name, check["status"], check["error"],
+                                            check["unreadable"])
 
     def findings(name):
         return [f["evidence"] for f in doc_checks[name]["findings"]]

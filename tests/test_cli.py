@@ -124,3 +124,101 @@ def test_bad_input_gives_one_line_and_exit_2(case, tmp_path):
     line = one_line_error(cli("check", *args))
     if case == "wrong-arch-vmlinux":
         assert "does not match" in line
+
+
+BUGS = [f for f in FIXTURES if not f.data["clean"]]
+X86_BUGS = [f for f in BUGS if f.data["arch"] == "x86_64" and f.modules][0]
+
+
+def test_partial_result_is_never_clean(tmp_path):
+    """A dump cut short loses mem_map and struct pages: the checks that
+    needed them say "partial" and what they could not read, none fails, and
+    the run exits 2 rather than 0."""
+    data = (X86 / "clean" / "vmcore.kdump").read_bytes()
+    cut = tmp_path / "cut.kdump"
+    cut.write_bytes(data[:len(data) * 95 // 100])
+    proc = cli("check", str(cut), "--vmlinux", str(X86 / "vmlinux.debug"), "--format", "json")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    doc = json.loads(proc.stdout)
+    validate(doc, SCHEMA)
+    statuses = {c["check"]: c["status"] for c in doc["checks"]}
+    assert "failed" not in statuses.values(), statuses
+    partial = [c for c in doc["checks"] if c["status"] == "partial"]
+    assert partial and all(c["unreadable"] for c in partial)
+    assert "partial" in proc.stderr
+    text = cli("check", str(cut), "--vmlinux", str(X86 / "vmlinux.debug"))
+    assert text.returncode == 2
+    assert text.stdout.rstrip().splitlines()[-1].endswith(f"{len(partial)} checks partial, 0 failed")
+
+
+def test_text_report_groups_incidents_and_ends_with_a_verdict(tmp_path):
+    fx = X86_BUGS
+    proc = cli("check", "--manifest", str(fx.path))
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    (t,) = fx.truth("fault_retry")
+    start = lines.index(f"pid {t['pid']} (pcc_retry)")
+    block = []
+    for line in lines[start + 1:]:
+        if not line.startswith(" "):
+            break
+        block.append(line)
+    assert any(line.startswith("  ERROR mapping-mismatch:") for line in block)
+    assert any(line.startswith("  ERROR fault-retry:") for line in block)
+    assert "      page_mkwrite_handler: pcc_retry_page_mkwrite [mmfixture]" in block
+    assert f"      next: %crash bt {t['pid']}" in block
+    poisoned = fx.truth("hwpoison")
+    cached = sum(p["in_page_cache"] for p in poisoned)
+    errors = 1 + 1 + cached + 1  # mismatch, fault-retry, cached poison, locked DAX entry
+    warnings = len(poisoned) - cached
+    assert lines[-1] == (f"verdict: {errors + warnings} findings: {errors} errors, {warnings} "
+                         f"warnings; 0 checks partial, 0 failed")
+    assert max(map(len, lines)) > 80, "findings are single lines, not wrapped table cells"
+
+
+def test_verbose_lists_the_dax_entries():
+    fx = X86_BUGS
+    proc = cli("check", "--manifest", str(fx.path), "--check", "dax-entries", "--verbose")
+    for t in fx.truth("dax_entry"):
+        assert any(f"index={t['index']}," in line and f"value={t['value']:#x}" in line
+                   for line in proc.stdout.splitlines()), t
+
+
+def test_drgn_spellings_for_core_and_symbols():
+    """drgn's -c CORE and repeated -s FILE: the vmlinux and the module, told
+    apart by their contents."""
+    fx = X86_BUGS
+    code, doc = cli_json("-c", str(fx.dump), "-s", str(fx.vmlinux), "-s", str(fx.modules[0]))
+    assert code == 1
+    (mm,) = [c for c in doc["checks"] if c["check"] == "mapping-mismatch"]
+    assert mm["findings"][0]["evidence"]["symbol_source"] == "debuginfo"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--interval", "0"], "--interval"),
+    (["--interval", "-1"], "--interval"),
+    (["--samples", "1"], "--samples"),
+    (["--timeout", "0"], "--timeout"),
+    (["--output", "/nonexistent/dir/report.json"], "no such directory"),
+    (["--output", "/tmp"], "is a directory"),
+])
+def test_bad_options_are_refused_before_the_scan(args, words):
+    fx = X86_BUGS
+    proc = cli("check", "--manifest", str(fx.path), *args)
+    assert words in one_line_error(proc)
+    assert proc.stdout == ""
+
+
+def test_a_check_past_its_deadline_reports_timed_out():
+    fx = X86_BUGS
+    proc = cli("check", "--manifest", str(fx.path), "--check", "mapping-mismatch",
+               "--check", "dax-entries", "--check-timeout", "0.0001", "--format", "json")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    doc = json.loads(proc.stdout)
+    validate(doc, SCHEMA)
+    assert [c["status"] for c in doc["checks"]] == ["timed-out", "timed-out"]
+
+
+def test_version():
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("drgn-mmtools ")

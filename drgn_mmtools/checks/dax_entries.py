@@ -20,9 +20,9 @@ from ..helpers.fs import mapping_owner
 NAME = "dax-entries"
 
 
-def run(ctx: Context) -> CheckResult:
+def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     prog = ctx.prog
-    result = CheckResult(NAME)
+    result = result or CheckResult(NAME)
     try:
         waiters = dax_waiters(prog)
     except LookupError:

@@ -440,8 +440,8 @@ def run_live(ctx: Context, result: CheckResult) -> None:
                                   if ev.get("page_file") else ""), **ev)
 
 
-def run(ctx: Context) -> CheckResult:
-    result = CheckResult(NAME)
+def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
+    result = result or CheckResult(NAME)
     if ctx.options.live:
         run_live(ctx, result)
     else:

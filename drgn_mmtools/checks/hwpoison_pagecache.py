@@ -29,16 +29,16 @@ def kernel_poisoned_count(prog: drgn.Program) -> int | None:
         return None
 
 
-def run(ctx: Context) -> CheckResult:
+def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     prog = ctx.prog
-    result = CheckResult(NAME)
+    result = result or CheckResult(NAME)
     poison = pageflag_bit(prog, "PG_hwpoison")
     if poison is None:
         result.notes.append("kernel built without CONFIG_MEMORY_FAILURE: no PG_hwpoison")
         return result
     sets = ctx.page_sets
     scan = sets.scan
-    result.unreadable += [f"struct pages of pfns {s:#x}-{e:#x}" for s, e in scan.unreadable]
+    result.unreadable += scan.describe_unreadable()
     pfns = sets.hwpoison
     mappers = ctx.mappers(set(pfns))
     dirty_bit = pageflag_bit(prog, "PG_dirty")

@@ -115,8 +115,8 @@ def check_slots(ctx: Context, mapping: int, result: CheckResult) -> None:
         )
 
 
-def run(ctx: Context) -> CheckResult:
-    result = CheckResult(NAME)
+def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
+    result = result or CheckResult(NAME)
     files_seen: set[int] = set()
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)

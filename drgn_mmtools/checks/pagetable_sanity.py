@@ -38,13 +38,13 @@ def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> str | None:
     return None
 
 
-def run(ctx: Context) -> CheckResult:
-    result = CheckResult(NAME)
+def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
+    result = result or CheckResult(NAME)
     if ctx.pfn_ranges is None:
         result.unreadable.append("mem_section: which pfns are RAM is unknown; "
                                  "'outside RAM' is not checked")
     sets = ctx.page_sets
-    result.unreadable += [f"struct pages of pfns {s:#x}-{e:#x}" for s, e in sets.scan.unreadable]
+    result.unreadable += sets.scan.describe_unreadable()
     shift = ctx.page_shift
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)

@@ -35,6 +35,12 @@ class MemmapScan:
     values: dict[str, array] = field(default_factory=dict)
     pages_scanned: int = 0
     unreadable: list[tuple[int, int]] = field(default_factory=list)  #: [start, end) PFNs
+    #: what could not be read that is not a PFN range (mem_section, vmemmap)
+    problems: list[str] = field(default_factory=list)
+
+    def describe_unreadable(self) -> list[str]:
+        """One line per unreadable PFN range or other problem."""
+        return self.problems + [f"struct pages of pfns {s:#x}-{e:#x}" for s, e in self.unreadable]
 
     def merge(self, other: "MemmapScan") -> None:
         for name, pfns in other.matches.items():
@@ -43,6 +49,7 @@ class MemmapScan:
             self.values.setdefault(name, array("Q")).extend(vals)
         self.pages_scanned += other.pages_scanned
         self.unreadable.extend(other.unreadable)
+        self.problems.extend(other.problems)
 
 
 def valid_page_ranges(prog: drgn.Program) -> list[tuple[int, int, int]]:
