@@ -178,6 +178,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"drgn-mmtools: check {r.check} failed: {r.error}", file=sys.stderr)
         elif r.timed_out:
             print(f"drgn-mmtools: check {r.check} timed out", file=sys.stderr)
+    named = sorted({str(f.evidence.get("handler_module")) for r in results for f in r.findings
+                    if f.evidence.get("symbol_source") == "kallsyms"})
+    if named:
+        print(f"drgn-mmtools: no debug info for module {', '.join(named)}: handler names come "
+              f"from kallsyms (give the .ko with --module or -s for types and lines)",
+              file=sys.stderr)
     if code == EXIT_ERROR and not any(r.failed or r.timed_out for r in results):
         print("drgn-mmtools: no findings, but some reads failed: the result is partial "
               "(see 'unreadable')", file=sys.stderr)

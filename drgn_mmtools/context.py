@@ -42,6 +42,8 @@ class MmMap(NamedTuple):
     vmas: VmaMap
     leaves: list[Leaf]
     unreadable: list[str]
+    vmas_complete: bool  #: False when the VMA walk broke off: "no VMA here" is unknown
+    corrupt: list[tuple[int, int, str]]  #: page-table entries the walk refused to follow
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Context:
         self.options = options or Options()
         self.spec = spec  #: how prog was opened, for worker processes
         self.memo: dict = {}  #: results checks share, keyed by (what, of what)
+        self.task_problems: list[str] = []  #: what the task list walk could not read
         self._pages: dict[int, PageInfo | None] = {}
 
     @cached_property
@@ -98,24 +101,25 @@ class Context:
 
     @cached_property
     def mm_maps(self) -> list[MmMap]:
-        """Every user address space, walked once."""
+        """Every user address space, walked once.  What the task list walk
+        could not read is in :attr:`task_problems`."""
         out = []
-        for users in user_mms(self.prog):
+        for users in user_mms(self.prog, self.task_problems):
             unreadable: list[str] = []
-            try:
-                vmas = mm_vmas(users.mm)
-            except drgn.FaultError as e:
-                vmas = VmaMap([])
-                unreadable.append(f"VMAs of pid {users.pids[0]}: {e}")
+            pid = users.pids[0]
+            vmas, problem = mm_vmas(users.mm)
+            if problem:
+                unreadable.append(f"VMAs of pid {pid}: {problem}")
             walk = PageTableWalk()
+            leaves: list[Leaf] = []
             try:
-                leaves = list(walk_user_page_tables(self.prog, users.mm.pgd.value_(), walk))
+                for leaf in walk_user_page_tables(self.prog, users.mm.pgd.value_(), walk):
+                    leaves.append(leaf)
             except drgn.FaultError as e:
-                leaves = []
-                unreadable.append(f"page tables of pid {users.pids[0]}: {e}")
-            unreadable += [f"page table at phys {phys:#x} (address {va:#x}) of pid "
-                           f"{users.pids[0]}" for va, phys in walk.unreadable]
-            out.append(MmMap(users, vmas, leaves, unreadable))
+                unreadable.append(f"page tables of pid {pid}: {e}")
+            unreadable += [f"page table at phys {phys:#x} (address {va:#x}) of pid {pid}"
+                           for va, phys in walk.unreadable]
+            out.append(MmMap(users, vmas, leaves, unreadable, problem is None, walk.corrupt))
         return out
 
     def page(self, pfn: int) -> PageInfo | None:

@@ -7,9 +7,9 @@ from typing import NamedTuple
 import drgn
 from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.mm import totalram_pages
-from drgn.helpers.linux.pid import for_each_task
 
 from .helpers.probe import object_value
+from .helpers.walk import all_tasks
 
 
 #: More tasks than this in the task list means the list is corrupted.
@@ -37,7 +37,7 @@ def _guarded(fn):
 
 def _count_tasks(prog: drgn.Program) -> int | None:
     n = 0
-    for _ in for_each_task(prog):
+    for _ in all_tasks(prog):
         n += 1
         if n > MAX_TASKS:
             return None

@@ -24,18 +24,21 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     prog = ctx.prog
     result = result or CheckResult(NAME)
     try:
-        waiters = dax_waiters(prog)
+        waiters = dax_waiters(prog, result.unreadable)
     except LookupError:
         result.notes.append("kernel has no fsdax wait table (CONFIG_FS_DAX off)")
         return result
+    except drgn.FaultError as e:
+        waiters = []
+        result.unreadable.append(f"DAX wait table: {e}; waiters are unknown")
     by_key: dict[tuple[int, int], list] = {}
     for w in waiters:
         by_key.setdefault((w.xa, w.index), []).append(w)
     matched: set[tuple[int, int]] = set()
     agree = disagree = unread = 0
-    for inode in dax_inodes(prog):
-        mapping = inode.i_mapping
+    for inode in dax_inodes(prog, result.unreadable):
         try:
+            mapping = inode.i_mapping
             entries = [e for e, _ in dax_entries(mapping) if e is not None]
             owner = mapping_owner(prog, mapping.value_())
         except drgn.FaultError as e:

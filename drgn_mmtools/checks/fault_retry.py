@@ -60,7 +60,7 @@ from typing import Any
 
 import drgn
 from drgn import Object
-from drgn.helpers.linux.pid import find_task, for_each_task
+from drgn.helpers.linux.pid import find_task
 
 from . import CheckSpec
 from .mapping_mismatch import mismatches, vma_evidence
@@ -73,6 +73,7 @@ from ..helpers.symbols import modules_without_debug_info
 from ..helpers.task_position import last_entry, position
 from ..helpers.tasks import TASK_RUNNING, Frame, on_cpu, task_comm, task_frames, task_state
 from ..helpers.vma import VM_SHARED, VmaInfo
+from ..helpers.walk import all_tasks
 
 NAME = "fault-retry"
 
@@ -372,20 +373,31 @@ def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
 
 
 def run_dump(ctx: Context, result: CheckResult) -> None:
-    for task in for_each_task(ctx.prog):
-        try:
-            if not task.mm or (task_state(task) != TASK_RUNNING and not on_cpu(task)):
+    try:
+        for task in all_tasks(ctx.prog):
+            try:
+                if not task.mm or (task_state(task) != TASK_RUNNING and not on_cpu(task)):
+                    continue
+                graded = evaluate(ctx, task)
+            except drgn.FaultError as e:
+                result.unreadable.append(f"task {task.value_():#x}: {e}")
                 continue
-            graded = evaluate(ctx, task)
-        except drgn.FaultError as e:
-            result.unreadable.append(f"task {task.value_():#x}: {e}")
-            continue
-        if graded is None:
-            continue
-        severity, ev = graded
-        result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
-        if severity != "info":
-            result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), **ev)
+            if graded is None:
+                continue
+            severity, ev = graded
+            result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
+            if severity != "info":
+                result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), **ev)
+    except drgn.FaultError as e:
+        result.unreadable.append(f"task list: {e}")
+
+
+def _tasks_or_note(prog: drgn.Program, result: CheckResult):
+    """The task list; a walk that breaks off is noted as unreadable."""
+    try:
+        yield from all_tasks(prog)
+    except drgn.FaultError as e:
+        result.unreadable.append(f"task list: {e}")
 
 
 def run_live(ctx: Context, result: CheckResult) -> None:
@@ -394,7 +406,7 @@ def run_live(ctx: Context, result: CheckResult) -> None:
     progress_seen: dict[int, list[str]] = {}
     for i in range(opt.samples):
         now = time.monotonic()
-        for task in for_each_task(prog):
+        for task in _tasks_or_note(prog, result):
             try:
                 if not task.mm:
                     continue

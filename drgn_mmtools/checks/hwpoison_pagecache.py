@@ -41,6 +41,8 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     result.unreadable += scan.describe_unreadable()
     pfns = sets.hwpoison
     mappers = ctx.mappers(set(pfns))
+    if pfns:
+        result.unreadable += ctx.task_problems  # who maps them may be incomplete
     dirty_bit = pageflag_bit(prog, "PG_dirty")
     for pfn in pfns:
         page = ctx.page(pfn)

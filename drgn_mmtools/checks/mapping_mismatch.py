@@ -156,6 +156,7 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
             result.add("error", summary, **ev)
     for mapping in sorted(files_seen):
         check_slots(ctx, mapping, result)
+    result.unreadable += ctx.task_problems
     return result
 
 

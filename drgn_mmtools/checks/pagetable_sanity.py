@@ -17,6 +17,7 @@ from ..context import Context
 from ..findings import CheckResult
 
 NAME = "pagetable-sanity"
+MAX_PER_CAUSE = 16
 
 
 def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> str | None:
@@ -49,19 +50,25 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)
         pid, comm = mm.users.pids[0], mm.users.comms[0]
+        capped = Capped(result, pid, comm)
+        for va, value, why in mm.corrupt:
+            capped.add(why, f"pid {pid} ({comm}) has a corrupted page-table entry for "
+                       f"{va:#x}: {why}", pid=pid, comm=comm, address=va, entry=value)
         for leaf in mm.leaves:
             vma = mm.vmas.at(leaf.vaddr)
             ev = {"pid": pid, "pids": mm.users.pids, "comm": comm, "address": leaf.vaddr,
                   "pfn": leaf.pfn, "entry": leaf.entry, "size": leaf.size,
                   "vma_file": vma.file if vma else None}
             if vma is None:
-                result.add("error", f"pid {pid} ({comm}) has a present page-table entry at "
-                           f"{leaf.vaddr:#x} outside any VMA", **ev)
+                # With the VMA walk broken off, "outside any VMA" is unknown.
+                if mm.vmas_complete:
+                    capped.add("outside any VMA", f"pid {pid} ({comm}) has a present "
+                               f"page-table entry at {leaf.vaddr:#x} outside any VMA", **ev)
                 continue
             if leaf.special or vma.special:
                 continue
             if ctx.pfn_valid(leaf.pfn) is False:
-                result.add("error", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
+                capped.add("outside RAM", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
                            f"{leaf.vaddr:#x}, outside RAM with struct pages", **ev)
                 continue
             what = problem(ctx, leaf.pfn, leaf.size >> shift, leaf.devmap)
@@ -69,11 +76,35 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
                 page = ctx.page(leaf.pfn)
                 extra = ({"refcount": page.refcount, "mapcount": page.mapcount,
                           "flags": list(page.flag_names)} if page else {})
-                result.add("error", f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
+                capped.add(what, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
                            f"(pfn {leaf.pfn:#x})", **ev, **extra)
+        capped.close()
         for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
             result.unreadable.append(f"pid {pid}: {line}")
+    result.unreadable += ctx.task_problems
     return result
+
+
+class Capped:
+    """Findings of one address space, at most :data:`MAX_PER_CAUSE` per
+    cause; one more finding counts the rest.  A corrupted table would
+    otherwise give thousands of findings for one cause."""
+
+    def __init__(self, result: CheckResult, pid: int, comm: str) -> None:
+        self.result, self.pid, self.comm = result, pid, comm
+        self.counts: dict[str, int] = {}
+
+    def add(self, cause: str, summary: str, **evidence) -> None:
+        n = self.counts[cause] = self.counts.get(cause, 0) + 1
+        if n <= MAX_PER_CAUSE:
+            self.result.add("error", summary, **evidence)
+
+    def close(self) -> None:
+        for cause, n in self.counts.items():
+            if n > MAX_PER_CAUSE:
+                self.result.add("error", f"pid {self.pid} ({self.comm}): {n - MAX_PER_CAUSE} "
+                                f"more entries like the above ({cause})", pid=self.pid,
+                                comm=self.comm, cause=cause, more=n - MAX_PER_CAUSE)
 
 
 SPEC = CheckSpec(NAME, "present PTEs pointing outside RAM or at free / slab / refcount-0 pages", run)

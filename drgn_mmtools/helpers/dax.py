@@ -16,10 +16,10 @@ from typing import Iterator, NamedTuple
 
 import drgn
 from drgn import Object, container_of
-from drgn.helpers.linux.list import list_for_each_entry
 
 from .page import page_info
 from .tasks import task_comm, task_state
+from .walk import list_entries
 from .xarray import xa_entries
 
 __all__ = ("DaxEntry", "DaxWaiter", "dax_entries", "dax_inodes", "dax_waiters", "verify_layout")
@@ -59,12 +59,22 @@ def dax_entries(mapping: Object) -> Iterator[tuple[DaxEntry | None, int]]:
             yield None, e.entry
 
 
-def dax_inodes(prog: drgn.Program) -> Iterator[Object]:
-    """Inodes with S_DAX set, over every super block."""
-    for sb in list_for_each_entry("struct super_block", prog["super_blocks"].address_of_(), "s_list"):
-        for inode in list_for_each_entry("struct inode", sb.s_inodes.address_of_(), "i_sb_list"):
-            if inode.i_flags.value_() & S_DAX:
-                yield inode
+def dax_inodes(prog: drgn.Program, problems: list[str]) -> Iterator[Object]:
+    """Inodes with S_DAX set, over every super block.  A super block whose
+    inode list cannot be read or loops is described in ``problems`` and
+    skipped; the other super blocks are still walked."""
+    try:
+        for sb in list_entries("struct super_block", prog["super_blocks"].address_of_(),
+                               "s_list"):
+            try:
+                for inode in list_entries("struct inode", sb.s_inodes.address_of_(),
+                                          "i_sb_list"):
+                    if inode.i_flags.value_() & S_DAX:
+                        yield inode
+            except drgn.FaultError as e:
+                problems.append(f"inodes of super block {sb.value_():#x}: {e}")
+    except drgn.FaultError as e:
+        problems.append(f"super block list: {e}")
 
 
 def verify_layout(prog: drgn.Program, mapping: Object,
@@ -102,8 +112,9 @@ class DaxWaiter(NamedTuple):
     bucket: int  #: wait_table slot
 
 
-def dax_waiters(prog: drgn.Program) -> list[DaxWaiter]:
-    """Every task sleeping on fs/dax.c's wait_table.
+def dax_waiters(prog: drgn.Program, problems: list[str] | None = None) -> list[DaxWaiter]:
+    """Every task sleeping on fs/dax.c's wait_table; a waiter that cannot be
+    read is described in ``problems``.
 
     :raises LookupError: if the kernel has no fsdax wait table.
     """
@@ -113,9 +124,14 @@ def dax_waiters(prog: drgn.Program) -> list[DaxWaiter]:
         head = table[bucket].head.address_of_()
         if head.next.value_() == head.value_():
             continue
-        for wq in list_for_each_entry("struct wait_queue_entry", head, "entry"):
-            ewait = container_of(wq, "struct wait_exceptional_entry_queue", "wait")
-            task = Object(prog, "struct task_struct *", wq.private.value_())
-            out.append(DaxWaiter(task.pid.value_(), task_comm(task), task_state(task),
-                                 ewait.key.xa.value_(), ewait.key.entry_start.value_(), bucket))
+        for wq in list_entries("struct wait_queue_entry", head, "entry"):
+            try:
+                ewait = container_of(wq, "struct wait_exceptional_entry_queue", "wait")
+                task = Object(prog, "struct task_struct *", wq.private.value_())
+                out.append(DaxWaiter(task.pid.value_(), task_comm(task), task_state(task),
+                                     ewait.key.xa.value_(), ewait.key.entry_start.value_(),
+                                     bucket))
+            except drgn.FaultError as e:
+                if problems is not None:
+                    problems.append(f"DAX waiter {wq.value_():#x}: {e}")
     return out

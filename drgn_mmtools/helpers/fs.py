@@ -6,8 +6,10 @@ from typing import NamedTuple
 
 import drgn
 from drgn import Object
-from drgn.helpers.linux.fs import d_path, for_each_mount, inode_path
-from drgn.helpers.linux.list import hlist_for_each_entry
+from drgn import container_of
+from drgn.helpers.linux.fs import for_each_mount
+
+from .walk import hlist_entries
 
 __all__ = ("MappingOwner", "file_mtime", "file_path", "inode_full_path", "kernel_time",
            "mapping_owner")
@@ -27,10 +29,46 @@ def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode(errors="replace")
 
 
+#: More path components than this means a corrupted dentry chain
+#: (PATH_MAX is 4096 bytes, so at most 2048 components).
+MAX_COMPONENTS = 2048
+#: More mounts than this means a corrupted mount list.
+MAX_MOUNTS = 1 << 17
+
+
+def d_path(mnt: Object | None, dentry: Object) -> bytes:
+    """The path of a dentry, through ``struct vfsmount *`` mnt (and the
+    mounts above it) when given, else inside its file system.  Like drgn's
+    ``d_path``, with the chain bounded.
+
+    :raises drgn.FaultError: on an unreadable or implausibly long chain.
+    """
+    mount = container_of(mnt, "struct mount", "mnt") if mnt is not None else None
+    d_op = dentry.d_op.read_()
+    if d_op and d_op.d_dname:
+        return b"[" + dentry.d_inode.i_sb.s_type.name.string_() + b"]"
+    parts: list[bytes] = []
+    for _ in range(MAX_COMPONENTS):
+        if mount is not None and dentry == mount.mnt.mnt_root:
+            parent = mount.mnt_parent.read_()
+            if parent == mount:
+                break
+            dentry, mount = mount.mnt_mountpoint.read_(), parent
+            continue
+        up = dentry.d_parent.read_()
+        if up == dentry:
+            break
+        parts.append(dentry.d_name.name.string_())
+        dentry = up
+    else:
+        raise drgn.FaultError("dentry chain too long (cycle?)", dentry.value_())
+    return b"/" + b"/".join(reversed(parts))
+
+
 def file_path(file: Object) -> str | None:
     """The path of a ``struct file *`` as d_path() would print it."""
     try:
-        return _text(d_path(file.f_path.address_of_()))
+        return _text(d_path(file.f_path.mnt, file.f_path.dentry))
     except (drgn.FaultError, ValueError):
         return None
 
@@ -40,9 +78,11 @@ def _sb_mounts(prog: drgn.Program) -> dict[int, Object]:
     if "mmtools_sb_mounts" not in prog.cache:
         mounts: dict[int, Object] = {}
         try:
-            for mnt in for_each_mount(prog):
+            for i, mnt in enumerate(for_each_mount(prog)):
+                if i >= MAX_MOUNTS:
+                    break  # a looping mount list: the mounts seen so far will do
                 mounts.setdefault(mnt.mnt.mnt_sb.value_(), mnt.mnt.address_of_())
-        except drgn.FaultError:
+        except (drgn.FaultError, ValueError, LookupError):
             pass
         prog.cache["mmtools_sb_mounts"] = mounts
     return prog.cache["mmtools_sb_mounts"]
@@ -53,11 +93,9 @@ def inode_full_path(inode: Object) -> str | None:
     block; the path inside the file system when it is not mounted."""
     prog = inode.prog_
     mnt = _sb_mounts(prog).get(inode.i_sb.value_())
-    if mnt is not None:
-        for dentry in hlist_for_each_entry("struct dentry", inode.i_dentry.address_of_(),
-                                           "d_u.d_alias"):
-            return _text(d_path(mnt, dentry))
-    return _text(inode_path(inode))
+    for dentry in hlist_entries("struct dentry", inode.i_dentry.address_of_(), "d_u.d_alias"):
+        return _text(d_path(mnt, dentry))
+    return None
 
 
 def mapping_owner(prog: drgn.Program, mapping: int) -> MappingOwner:

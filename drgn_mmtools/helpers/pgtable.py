@@ -51,9 +51,11 @@ class Leaf(NamedTuple):
 
 @dataclass
 class PageTableWalk:
-    """Tables that could not be read during a walk."""
+    """Tables that could not be read or followed during a walk."""
 
     unreadable: list[tuple[int, int]] = field(default_factory=list)  #: (vaddr, table phys)
+    #: (vaddr, value, why): entries that cannot be right, not followed
+    corrupt: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 def _vmcoreinfo_number(prog: drgn.Program, name: str) -> int | None:
@@ -125,15 +127,26 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
     table_bytes = 1 << fmt.page_shift
     top_level = fmt.levels - 1
     x86 = fmt.arch == "x86_64"
+    align = min(table_bytes, 1 << (fmt.top_entries * 8 - 1).bit_length())
+    if pgd % align:
+        walk.corrupt.append((0, pgd, f"mm->pgd is not aligned to {align} bytes"))
+        return
     try:
         top = _entries(prog.read(pgd, fmt.top_entries * 8))
     except drgn.FaultError:
         walk.unreadable.append((0, pgd))
         return
-    # Depth-first over (table words, level, base vaddr), in address order.
-    stack: list[tuple[array, int, int, int]] = [(top, top_level, 0, 0)]
+    try:
+        from drgn.helpers.linux.mm import virt_to_phys
+        top_phys = virt_to_phys(drgn.Object(prog, "void *", pgd)).value_() & ~(table_bytes - 1)
+    except (drgn.FaultError, LookupError, ValueError, NotImplementedError):
+        top_phys = -1
+    # Depth-first over (table words, level, base vaddr, next index, table
+    # phys), in address order.  The frames on the stack are the path from
+    # the top: a child that is one of them closes a cycle.
+    stack: list[tuple[array, int, int, int, int]] = [(top, top_level, 0, 0, top_phys)]
     while stack:
-        words, level, base, i = stack.pop()
+        words, level, base, i, here = stack.pop()
         shift = fmt.shift(level)
         size = 1 << shift
         n = len(words)
@@ -147,11 +160,16 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
                 break
             if x86:
                 if not e & _X86_PRESENT:
+                    # Swap and migration entries live in PTEs and PMDs only.
+                    if level >= 2:
+                        walk.corrupt.append((va, e, f"non-present, non-zero level-{level} entry"))
                     continue
                 leaf = level == 0 or (level in (1, 2) and e & _X86_PSE)
                 phys = e & _X86_PHYS_MASK & ~(table_bytes - 1)
             else:
                 if not e & _ARM_VALID:
+                    if level >= 2:
+                        walk.corrupt.append((va, e, f"non-present, non-zero level-{level} entry"))
                     continue
                 leaf = level == 0 or not e & _ARM_TABLE
                 phys = e & _ARM_OA_MASK & ~(table_bytes - 1)
@@ -166,11 +184,14 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
                                bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
                                bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP))
                 continue
+            if phys == here or any(frame[4] == phys for frame in stack):
+                walk.corrupt.append((va, e, "points back at a table above it (cycle)"))
+                continue
             try:
                 child = _entries(prog.read(phys, table_bytes, True))
             except drgn.FaultError:
                 walk.unreadable.append((va, phys))
                 continue
-            stack.append((words, level, base, i))
-            stack.append((child, level - 1, va, 0))
+            stack.append((words, level, base, i, here))
+            stack.append((child, level - 1, va, 0, phys))
             break

@@ -6,10 +6,10 @@ from typing import NamedTuple
 
 import drgn
 from drgn import Object
-from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import task_on_cpu
 
 from .symbols import SymbolRef, symbolize
+from .walk import all_tasks
 
 __all__ = ("Frame", "MmUsers", "TASK_RUNNING", "task_frames", "task_state", "user_mms")
 
@@ -70,16 +70,29 @@ class MmUsers(NamedTuple):
     comms: list[str]
 
 
-def user_mms(prog: drgn.Program) -> list[MmUsers]:
-    """Every distinct ``mm_struct`` of a user task, with its threads."""
+def user_mms(prog: drgn.Program, problems: list[str] | None = None) -> list[MmUsers]:
+    """Every distinct ``mm_struct`` of a user task, with its threads.
+
+    A task that cannot be read, or a task list that breaks off, is described
+    in ``problems``; the tasks read before it are kept.
+    """
     mms: dict[int, MmUsers] = {}
-    for task in for_each_task(prog):
-        mm = task.mm
-        if not mm:
-            continue
-        key = mm.value_()
-        if key not in mms:
-            mms[key] = MmUsers(mm, [], [])
-        mms[key].pids.append(task.pid.value_())
-        mms[key].comms.append(task_comm(task))
+    problems = problems if problems is not None else []
+    try:
+        for task in all_tasks(prog):
+            try:
+                mm = task.mm
+                if not mm:
+                    continue
+                key = mm.value_()
+                pid, comm = task.pid.value_(), task_comm(task)
+            except drgn.FaultError as e:
+                problems.append(f"task {task.value_():#x}: {e}")
+                continue
+            if key not in mms:
+                mms[key] = MmUsers(mm, [], [])
+            mms[key].pids.append(pid)
+            mms[key].comms.append(comm)
+    except drgn.FaultError as e:
+        problems.append(f"task list: {e}")
     return list(mms.values())

@@ -53,7 +53,7 @@ class VmaInfo(NamedTuple):
 def _handler(prog: drgn.Program, ops: Object, name: str) -> SymbolRef:
     try:
         return symbolize(prog, getattr(ops, name).value_()) if ops else SymbolRef(0, None, 0, None)
-    except AttributeError:
+    except (AttributeError, drgn.FaultError):
         return SymbolRef(0, None, 0, None)
 
 
@@ -97,7 +97,31 @@ class VmaMap:
         return len(self.vmas)
 
 
-def mm_vmas(mm: Object) -> VmaMap:
-    """Every VMA of ``struct mm_struct *`` mm."""
+#: Most VMAs one mm can have (``vm.max_map_count`` is 65530 by default).
+MAX_VMAS = 1 << 20
+
+
+def mm_vmas(mm: Object) -> tuple[VmaMap, str | None]:
+    """Every VMA of ``struct mm_struct *`` mm, and what stopped the walk
+    early, if anything: an unreadable or corrupted maple tree (or rbtree
+    before 6.1), a VMA met twice, or more VMAs than ``map_count`` allows.
+    The VMAs read before the problem are kept."""
     prog = mm.prog_
-    return VmaMap([vma_info(prog, v) for v in for_each_vma(mm)])
+    out: list[VmaInfo] = []
+    seen: set[int] = set()
+    try:
+        limit = min(MAX_VMAS, 2 * mm.map_count.value_() + 16)
+    except (drgn.FaultError, AttributeError):
+        limit = MAX_VMAS
+    try:
+        for v in for_each_vma(mm):
+            addr = v.value_()
+            if addr in seen:
+                return VmaMap(out), f"VMA {addr:#x} met twice (cycle)"
+            if len(out) >= limit:
+                return VmaMap(out), f"more than {limit} VMAs (map_count {limit // 2 - 8})"
+            seen.add(addr)
+            out.append(vma_info(prog, v))
+    except (drgn.FaultError, NotImplementedError, ValueError, OverflowError, LookupError) as e:
+        return VmaMap(out), f"{type(e).__name__}: {' '.join(str(e).split())}"
+    return VmaMap(out), None

@@ -131,19 +131,32 @@ def _read_node(prog: drgn.Program, lay: _Layout, addr: int, first_index: int,
 
 
 def _walk(prog: drgn.Program, xa: Object) -> Iterator[tuple[XaNode, list[int]]]:
+    """Nodes depth first.  A corrupted tree cannot loop or run away: a node
+    seen twice, a child whose shift is not its parent's less one level, or
+    a shift beyond an index's bits raises :class:`drgn.FaultError` naming
+    the node."""
     lay = _layout(prog)
     head = _head(xa)
     if entry_kind(head, lay.chunk) != "node":
         return
-    stack = [(head - 2, 0, 0)]
+    bits = (lay.chunk - 1).bit_length()  # XA_CHUNK_SHIFT
+    seen: set[int] = set()
+    stack = [(head - 2, 0, 0, None)]
     while stack:
-        addr, first, depth = stack.pop()
+        addr, first, depth, want_shift = stack.pop()
+        if addr in seen:
+            raise drgn.FaultError("XArray node reached twice (cycle)", addr)
+        seen.add(addr)
         node, slots = _read_node(prog, lay, addr, first, depth)
+        if (want_shift is not None and node.shift != want_shift) or node.shift >= 64 \
+                or node.shift % bits:
+            raise drgn.FaultError(f"XArray node with implausible shift {node.shift}", addr)
         yield node, slots
         if node.shift:
             for i in reversed(range(lay.chunk)):
                 if entry_kind(slots[i], lay.chunk) == "node":
-                    stack.append((slots[i] - 2, first + (i << node.shift), depth + 1))
+                    stack.append((slots[i] - 2, first + (i << node.shift), depth + 1,
+                                  node.shift - bits))
 
 
 def xa_nodes(xa: Object) -> Iterator[XaNode]:
