@@ -139,11 +139,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from .context import Context, Options
     from .embedded import target_of
     from .render import jsonout, text
+    from .render.term import Console
     from .runner import CHECK_TIMEOUT, exit_code, run_checks
 
     check_sampling(args)

@@ -14,6 +14,7 @@ import drgn
 from .checks import all_checks
 from .context import Context, Options
 from .render import jsonout, text
+from .render.term import Console
 from .runner import exit_code, run_checks
 
 
@@ -32,8 +33,6 @@ def target_of(prog: drgn.Program, description: str | None = None) -> dict:
 def run_and_render(prog: drgn.Program, names: Sequence[str], fmt: str = "text",
                    interval: float = 0.5) -> int:
     """Run checks on ``prog``, print them, and return the exit status (0/1/2)."""
-    from rich.console import Console
-
     target = target_of(prog)
     results = run_checks(Context(prog, Options(live=target["live"], sample_seconds=interval)),
                          names)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ("CheckResult", "Finding", "SEVERITIES", "one_line")
+__all__ = ("CappedFindings", "CheckResult", "Finding", "SEVERITIES", "one_line")
 
 SEVERITIES = ("error", "warning")
 
@@ -82,3 +82,28 @@ class CheckResult:
             "unreadable": self.unreadable,
             "notes": self.notes,
         }
+
+
+class CappedFindings:
+    """Errors about one task, at most :attr:`MAX_PER_CAUSE` per cause; one
+    more finding counts the rest (call :meth:`close`).  A corrupted table or
+    mem_map would otherwise give thousands of findings for one cause."""
+
+    MAX_PER_CAUSE = 16
+
+    def __init__(self, result: CheckResult, pid: int, comm: str) -> None:
+        self.result, self.pid, self.comm = result, pid, comm
+        self.counts: dict[str, int] = {}
+
+    def add(self, cause: str, summary: str, **evidence: Any) -> None:
+        n = self.counts[cause] = self.counts.get(cause, 0) + 1
+        if n <= self.MAX_PER_CAUSE:
+            self.result.add("error", summary, **evidence)
+
+    def close(self) -> None:
+        for cause, n in self.counts.items():
+            if n > self.MAX_PER_CAUSE:
+                more = n - self.MAX_PER_CAUSE
+                self.result.add("error", f"pid {self.pid} ({self.comm}): {more} more like the "
+                                f"above ({cause})", pid=self.pid, comm=self.comm, cause=cause,
+                                more=more)

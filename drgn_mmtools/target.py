@@ -83,9 +83,20 @@ def open_program(spec: TargetSpec) -> drgn.Program:
         raise TargetError(f"cannot open {spec.describe()}: {one_line(e)}") from None
     if not (prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL):
         raise TargetError(f"{spec.describe()} is not a Linux kernel core dump")
+    finish_program(prog, spec)
+    return prog
+
+
+def finish_program(prog: drgn.Program, spec: TargetSpec) -> None:
+    """Load the debug info of an opened kernel program and read what every
+    check needs first.  Also for programs made another way (a custom memory
+    source, ``set_linux_kernel_custom``).
+
+    :raises TargetError: when the debug info does not fit or the kernel's
+        first objects cannot be read.
+    """
     _load_debug_info(prog, spec)
     _sanity_read(prog, spec)
-    return prog
 
 
 def _open_core(spec: TargetSpec) -> drgn.Program:
@@ -131,7 +142,7 @@ def _sanity_read(prog: drgn.Program, spec: TargetSpec) -> None:
         try:
             obj = prog[what]
             prog.read(obj.address_, min(obj.type_.size, 256))
-        except drgn.FaultError as e:
+        except (drgn.FaultError, drgn.BadDataError) as e:  # BadDataError: bad VMCOREINFO
             hint = _dump_hint(prog, spec) or " (truncated or filtered dump?)"
             raise TargetError(f"cannot read {what} from {spec.describe()}: {one_line(e)}"
                               f"{hint}") from None

@@ -40,3 +40,23 @@ def test_plugin_command_at_the_drgn_prompt(fx: Fixture):
     (f,) = doc["checks"][0]["findings"]
     assert (f["evidence"]["inode"], f["evidence"]["index"], f["evidence"]["waiter_pids"]) == \
         (locked["inode"], locked["index"], locked["waiter_pids"])
+
+
+def test_commands_script_runs_without_rich(tmp_path):
+    """A stock drgn need not have rich: the text report prints plain lines."""
+    import os
+
+    fx = BUGS[0]
+    fake = tmp_path / "rich"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('rich is not installed here')\n")
+    cmd = [sys.executable, "-m", "drgn", "-q", "-c", str(fx.dump), "-s", str(fx.vmlinux),
+           *[a for m in fx.modules for a in ("-s", str(m))],
+           str(ROOT / "commands" / "hwpoison_pagecache.py")]
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1].startswith("verdict: ")
+    for t in fx.truth("hwpoison"):
+        assert f"pfn {t['pfn']:#x}" in lines

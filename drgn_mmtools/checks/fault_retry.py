@@ -69,6 +69,7 @@ from ..cpu_notes import qemu_cpu_states
 from ..findings import CheckResult
 from ..helpers.pgtable import Leaf
 from ..helpers.fs import file_mtime, kernel_time
+from ..helpers.probe import READ_ERRORS
 from ..helpers.symbols import modules_without_debug_info
 from ..helpers.task_position import last_entry, position
 from ..helpers.tasks import TASK_RUNNING, Frame, on_cpu, task_comm, task_frames, task_state
@@ -345,8 +346,8 @@ def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
         return None
     try:
         frames = task_frames(prog, task)
-    except (ValueError, drgn.FaultError):
-        frames = []
+    except READ_ERRORS:
+        frames = []  # no saved registers for its CPU, or an unwindable stack
     address, source = fault_address_from_frames(frames), "stack"
     if address is None and on_cpu(task):
         address, source = fault_address_from_cr2(ctx, frames, mm), "cr2"

@@ -17,7 +17,7 @@ from drgn.helpers.linux.xarray import xa_load
 
 from . import CheckSpec
 from ..context import Context, MmMap
-from ..findings import CheckResult
+from ..findings import CappedFindings, CheckResult
 from ..helpers.pgtable import Leaf
 from ..helpers.vma import VmaInfo
 from ..helpers.xarray import xa_entries
@@ -124,6 +124,7 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
         found = mismatches(ctx, mm)
         for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
             result.unreadable.append(f"pid {pids[0]}: {line}")
+        capped = CappedFindings(result, pids[0], comm)
         for leaf, vma, kind in found:
             page = ctx.page(leaf.pfn)
             assert page is not None
@@ -133,7 +134,7 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
                   **vma_evidence(vma)}
             files_seen.add(vma.mapping)
             if kind == "truncated":
-                result.add("error", f"pid {pids[0]} ({comm}) maps a truncated page (mapping NULL) "
+                capped.add(kind, f"pid {pids[0]} ({comm}) maps a truncated page (mapping NULL) "
                            f"at {leaf.vaddr:#x} in {vma.file}", **ev, index=page.index,
                            file=vma.file, inode=vma.inode)
                 continue
@@ -153,7 +154,8 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
                 summary = (f"pid {pids[0]} ({comm}) maps at {leaf.vaddr:#x} index "
                            f"{page.index} of {vma.file} where the VMA expects index "
                            f"{ev['expected_index']}")
-            result.add("error", summary, **ev)
+            capped.add(kind, summary, **ev)
+        capped.close()
     for mapping in sorted(files_seen):
         check_slots(ctx, mapping, result)
     result.unreadable += ctx.task_problems

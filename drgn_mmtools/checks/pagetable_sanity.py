@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from . import CheckSpec
 from ..context import Context
-from ..findings import CheckResult
+from ..findings import CappedFindings, CheckResult
 
 NAME = "pagetable-sanity"
-MAX_PER_CAUSE = 16
 
 
 def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> str | None:
@@ -50,7 +49,7 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)
         pid, comm = mm.users.pids[0], mm.users.comms[0]
-        capped = Capped(result, pid, comm)
+        capped = CappedFindings(result, pid, comm)
         for va, value, why in mm.corrupt:
             capped.add(why, f"pid {pid} ({comm}) has a corrupted page-table entry for "
                        f"{va:#x}: {why}", pid=pid, comm=comm, address=va, entry=value)
@@ -83,28 +82,6 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
             result.unreadable.append(f"pid {pid}: {line}")
     result.unreadable += ctx.task_problems
     return result
-
-
-class Capped:
-    """Findings of one address space, at most :data:`MAX_PER_CAUSE` per
-    cause; one more finding counts the rest.  A corrupted table would
-    otherwise give thousands of findings for one cause."""
-
-    def __init__(self, result: CheckResult, pid: int, comm: str) -> None:
-        self.result, self.pid, self.comm = result, pid, comm
-        self.counts: dict[str, int] = {}
-
-    def add(self, cause: str, summary: str, **evidence) -> None:
-        n = self.counts[cause] = self.counts.get(cause, 0) + 1
-        if n <= MAX_PER_CAUSE:
-            self.result.add("error", summary, **evidence)
-
-    def close(self) -> None:
-        for cause, n in self.counts.items():
-            if n > MAX_PER_CAUSE:
-                self.result.add("error", f"pid {self.pid} ({self.comm}): {n - MAX_PER_CAUSE} "
-                                f"more entries like the above ({cause})", pid=self.pid,
-                                comm=self.comm, cause=cause, more=n - MAX_PER_CAUSE)
 
 
 SPEC = CheckSpec(NAME, "present PTEs pointing outside RAM or at free / slab / refcount-0 pages", run)

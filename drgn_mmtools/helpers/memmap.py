@@ -98,7 +98,7 @@ def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: i
                 min_pages: int, capture: Mapping[str, tuple[int, int]]) -> None:
     try:
         buf = prog.read(addr, n * stride)
-    except drgn.FaultError:
+    except (drgn.FaultError, OverflowError, ValueError):  # unreadable, or a wild mem_map address
         if n <= min_pages:
             result.unreadable.append((start_pfn, start_pfn + n))
             return

@@ -52,7 +52,7 @@ X86_USER_CS = (0x33, 0x23)
 class Position(NamedTuple):
     """Where a stack shows the task."""
 
-    where: str  #: "user", "handler", "fault-path", "exception-entry", "exception-exit", "syscall", "interrupt" or "kernel"
+    where: str  #: "user", "handler", "fault-path", "exception-entry", "exception-exit", "syscall", "interrupt", "kernel" or "unknown" (no stack)
     preempted: bool  #: switched out by the scheduler (not running on a CPU)
     detail: str | None  #: the frame that decided ``where``
 
@@ -76,8 +76,10 @@ def position(prog: drgn.Program, names: Sequence[str | None], pcs: Sequence[int]
 
     ``handlers`` are the names of the VMA's ``vm_ops`` functions.
     """
-    if not pcs or _user_address(prog, pcs[0]):
-        return Position("user", False, hex(pcs[0]) if pcs else None)
+    if not pcs:
+        return Position("unknown", False, None)
+    if _user_address(prog, pcs[0]):
+        return Position("user", False, hex(pcs[0]))
     present = [n for n in names if n]
     preempted = not on_cpu and any(n in SCHEDULE for n in present)
     for n in present:

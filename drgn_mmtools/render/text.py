@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from rich.console import Console
-from rich.text import Text
 
 from ..findings import CheckResult, Finding
 from .next_steps import next_commands
 from .safe import printable
+from .term import Console, Text
 
 STYLES = {"error": "bold red", "warning": "yellow"}
 #: Evidence keys shown in hexadecimal.
