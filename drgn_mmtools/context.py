@@ -20,7 +20,8 @@ import drgn
 from .dumpfile import read_header
 from .findings import one_line
 from .helpers.fs import MappingOwner, mapping_owner
-from .helpers.memmap import MemmapScan, scan_pages, scan_pages_parallel, valid_page_ranges
+from .helpers.memmap import (MemmapScan, scan_pages, scan_pages_parallel, uncovered_zones,
+                             valid_page_ranges)
 from .helpers.pageflags import ByteTest
 from .helpers.pagesets import PageSets, scan_predicates
 from .helpers.page import PageInfo, page_info
@@ -81,6 +82,8 @@ class Context:
             scan = MemmapScan({name: array("Q") for name in preds},
                               {name: array("Q") for name in capture},
                               problems=[f"mem_map (mem_section, vmemmap): {one_line(e)}"])
+        else:
+            scan.problems += uncovered_zones(self.prog, self.pfn_ranges or [])
         return PageSets.from_scan(scan)
 
     def scan_pages(self, preds: Mapping[str, Sequence[ByteTest]],

@@ -32,6 +32,9 @@ from drgn.helpers.linux.pid import find_task
 from .manifests import Fixture, all_fixtures, open_dump
 
 TASK_KINDS = {"mapping_mismatch", "fault_retry"}
+#: The check that reports each truth kind.
+CHECK_OF = {"mapping_mismatch": "mapping-mismatch", "fault_retry": "fault-retry",
+            "hwpoison": "hwpoison-pagecache", "dax": "dax-entries"}
 ALL_KINDS = {"mapping_mismatch", "fault_retry", "hwpoison", "dax"}
 HOSTILE = "\x1b[31m\u202eevil\x07".encode()
 
@@ -390,6 +393,8 @@ class Outcome:
     report: str = ""
     unsafe: str | None = None  #: first unsafe character in the text report
     lost: list[str] = field(default_factory=list)  #: unrelated truth kinds not found
+    #: affected truth kinds not found while the check that reports them says "ok"
+    silent: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -431,4 +436,6 @@ def run_case(seed: int, i: int) -> Outcome:
     o.unsafe = bad.group() if bad else None
     by_name = {r.check: r for r in results}
     o.lost = [k for k in sorted(ALL_KINDS - m.affects) if not found(by_name, k, t)]
+    o.silent = [k for k in sorted(m.affects) if not found(by_name, k, t)
+                and by_name[CHECK_OF[k]].status == "ok"]
     return o

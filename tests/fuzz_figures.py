@@ -4,7 +4,9 @@
 
 Prints, per mutation class: cases, refused at open (one line, exit 2),
 runs with a partial check, exit codes, failed checks, timed-out checks,
-unescaped characters in the text, lost unrelated findings, and the slowest
+unescaped characters in the text, lost unrelated findings, affected
+findings lost while their check said "ok" ("silent": expected where the
+corruption only changes a value, such as a cleared flag), and the slowest
 case.  The same cases as ``pytest tests/test_corruption.py --fuzz-cases N
 --fuzz-seed S``.
 """
@@ -38,11 +40,12 @@ def main() -> None:
         r["timed out"] += bool(o.timed_out)
         r["unescaped"] += o.unsafe is not None
         r["lost"] += bool(o.lost)
+        r["silent"] += bool(o.silent)
         slowest[cls] = max(slowest[cls], o.seconds)
         if o.failed or o.timed_out or o.unsafe or o.lost:
             problems.append((i, o.name, o.failed[:1], o.timed_out, o.unsafe, o.lost))
     cols = ["cases", "refused", "exit 0", "exit 1", "exit 2", "partial", "failed", "timed out",
-            "unescaped", "lost"]
+            "unescaped", "lost", "silent"]
     print("| class | " + " | ".join(cols) + " | slowest s |")
     print("|---" * (len(cols) + 2) + "|")
     total: Counter = Counter()

@@ -27,6 +27,9 @@ def test_corrupted_structure(fuzz_case):
     assert o.unsafe is None, f"{o.name}: unescaped {o.unsafe!r} in the text report"
     assert o.report.rstrip().splitlines()[-1].startswith("verdict: ")
     assert not o.lost, f"{o.name} lost unrelated findings: {o.lost}"
+    if o.name.startswith("mem_section/"):
+        # Sections hidden or unreadable: what it costs is said, never silent.
+        assert "hwpoison" not in o.silent, f"{o.name} dropped poisoned pages silently"
     assert o.seconds < 2 * CHECK_TIMEOUT
 
 

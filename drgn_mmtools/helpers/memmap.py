@@ -62,6 +62,33 @@ def valid_page_ranges(prog: drgn.Program) -> list[tuple[int, int, int]]:
     return sorted(out)
 
 
+def uncovered_zones(prog: drgn.Program, ranges: Sequence[tuple[int, int]]) -> list[str]:
+    """Zones with more present pages than the valid mem_section ranges
+    cover: a corrupted ``section_mem_map`` hides sections, and their struct
+    pages would silently go unscanned.  One line per such zone.  Holes are
+    not present pages, so a healthy kernel gives none."""
+    out = []
+    try:
+        pgdats = ([prog["contig_page_data"]] if "contig_page_data" in prog
+                  else [prog["node_data"][i][0] for i in range(len(prog["node_data"]))
+                        if prog["node_data"][i]])
+        for pgdat in pgdats:
+            for zone in pgdat.node_zones:
+                present = zone.present_pages.value_()
+                if not present:
+                    continue
+                start = zone.zone_start_pfn.value_()
+                end = start + zone.spanned_pages.value_()
+                covered = sum(max(0, min(e, end) - max(s, start)) for s, e in ranges)
+                if covered < present:
+                    out.append(f"zone {zone.name.string_().decode(errors='replace')} has "
+                               f"{present} present pages but valid mem_section ranges cover "
+                               f"{covered}: the rest of its struct pages are not scanned")
+    except (drgn.FaultError, LookupError, ValueError, OverflowError):
+        out.append("zones: present pages unknown; the mem_map scan may miss sections")
+    return out
+
+
 def flag_test(prog: drgn.Program, bit: int, set_: bool = True) -> ByteTest:
     """A byte test for bit ``bit`` of ``page->flags`` (an unsigned long)."""
     word = prog.type("unsigned long").size

@@ -10,7 +10,7 @@ __all__ = ("READ_ERRORS", "object_value")
 #: errors, drgn helpers' ValueError, LookupError or NotImplementedError on a
 #: value they cannot decode, and Python's errors on a wild size or index.
 READ_ERRORS = (drgn.FaultError, drgn.ObjectAbsentError, ValueError, LookupError,
-               OverflowError, NotImplementedError, IndexError, MemoryError)
+               OverflowError, NotImplementedError, IndexError, MemoryError, RecursionError)
 
 
 def object_value(prog: drgn.Program, name: str, default: int | None = None) -> int | None:

@@ -122,6 +122,7 @@ def mm_vmas(mm: Object) -> tuple[VmaMap, str | None]:
                 return VmaMap(out), f"more than {limit} VMAs (map_count {limit // 2 - 8})"
             seen.add(addr)
             out.append(vma_info(prog, v))
-    except (drgn.FaultError, NotImplementedError, ValueError, OverflowError, LookupError) as e:
+    except (drgn.FaultError, NotImplementedError, ValueError, OverflowError, LookupError,
+            RecursionError) as e:  # drgn's maple walker recurses: a node cycle ends here
         return VmaMap(out), f"{type(e).__name__}: {' '.join(str(e).split())}"
     return VmaMap(out), None
