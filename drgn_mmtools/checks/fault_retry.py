@@ -373,32 +373,29 @@ def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
     return severity, ev
 
 
-def run_dump(ctx: Context, result: CheckResult) -> None:
-    try:
-        for task in all_tasks(ctx.prog):
-            try:
-                if not task.mm or (task_state(task) != TASK_RUNNING and not on_cpu(task)):
-                    continue
-                graded = evaluate(ctx, task)
-            except drgn.FaultError as e:
-                result.unreadable.append(f"task {task.value_():#x}: {e}")
-                continue
-            if graded is None:
-                continue
-            severity, ev = graded
-            result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
-            if severity != "info":
-                result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), **ev)
-    except drgn.FaultError as e:
-        result.unreadable.append(f"task list: {e}")
-
-
 def _tasks_or_note(prog: drgn.Program, result: CheckResult):
     """The task list; a walk that breaks off is noted as unreadable."""
     try:
         yield from all_tasks(prog)
     except drgn.FaultError as e:
         result.unreadable.append(f"task list: {e}")
+
+
+def run_dump(ctx: Context, result: CheckResult) -> None:
+    for task in _tasks_or_note(ctx.prog, result):
+        try:
+            if not task.mm or (task_state(task) != TASK_RUNNING and not on_cpu(task)):
+                continue
+            graded = evaluate(ctx, task)
+        except READ_ERRORS as e:
+            result.unreadable.append(f"task {task.value_():#x}: {e}")
+            continue
+        if graded is None:
+            continue
+        severity, ev = graded
+        result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
+        if severity != "info":
+            result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), **ev)
 
 
 def run_live(ctx: Context, result: CheckResult) -> None:
