@@ -36,6 +36,9 @@ def _cmd_mm_check(prog: Program, name: str, args: argparse.Namespace, **kwargs: 
     unknown = [c for c in args.checks if c not in _CHECKS]
     if unknown:
         raise CommandError(f"unknown check {unknown[0]!r}; choose from {', '.join(_CHECKS)}")
+    if not 0 < args.interval <= 3600:
+        raise CommandError(f"--interval {args.interval}: give seconds between samples, more "
+                           f"than 0 and at most 3600")
     run_and_render(prog, args.checks or _CHECKS, args.format, args.interval)
 
 

@@ -52,5 +52,8 @@ def script_main(prog: drgn.Program, default_checks: Sequence[str] | None = None,
     parser.add_argument("--check", action="append", choices=list(all_checks()))
     parser.add_argument("--interval", type=float, default=0.5)
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    if not 0 < args.interval <= 3600:
+        parser.error(f"--interval {args.interval}: give seconds between samples, more than 0 "
+                     f"and at most 3600")
     return run_and_render(prog, args.check or list(default_checks or all_checks()), args.format,
                           args.interval)

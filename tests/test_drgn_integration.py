@@ -60,3 +60,13 @@ def test_commands_script_runs_without_rich(tmp_path):
     assert lines[-1].startswith("verdict: ")
     for t in fx.truth("hwpoison"):
         assert f"pfn {t['pfn']:#x}" in lines
+
+
+def test_plugin_refuses_a_useless_interval():
+    fx = BUGS[0]
+    out = drgn(fx, "-e", "from drgn.commands import CommandError, run_command\n"
+                         "try:\n"
+                         "    run_command(prog, 'mm_check fault-retry --interval 0')\n"
+                         "except CommandError as e:\n"
+                         "    print('refused:', e)\n")
+    assert out.startswith("refused: --interval 0"), out
