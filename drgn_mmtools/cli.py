@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .dumpfile import elf_section_names
 from .summary import kernel_summary
 from .target import TargetError, TargetSpec, open_program, quiet_drgn_logs
 
@@ -51,15 +52,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def is_module_file(path: Path) -> bool:
-    """A kernel module's ELF file (it has a .modinfo section), by contents."""
+    """A kernel module's ELF file (or its debug file), by its
+    ``.gnu.linkonce.this_module`` section, or by its name."""
     if path.name.endswith((".ko", ".ko.debug", ".ko.xz", ".ko.zst", ".ko.gz")):
         return True
-    try:
-        with open(path, "rb") as f:
-            data = f.read(1 << 20)
-    except OSError:
-        return False
-    return b".modinfo\0" in data and b".gnu.linkonce.this_module" in data
+    return ".gnu.linkonce.this_module" in elf_section_names(path)
 
 
 def split_symbols(args: argparse.Namespace) -> tuple[Path | None, list[Path]]:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import drgn
 
-__all__ = ("DumpHeader", "elf_platform", "read_header")
+__all__ = ("DumpHeader", "elf_platform", "elf_section_names", "read_header")
 
 _UTS_LEN = 65
 _FLAT_HEADER = 4096
@@ -64,3 +64,34 @@ def elf_platform(path: Path) -> drgn.Platform | None:
     h = read_header(path)
     arch = _EM.get(h.elf_machine) if h.format == "elf" else None
     return drgn.Platform(arch) if arch is not None else None
+
+
+def elf_section_names(path: Path) -> set[str]:
+    """Section names of a 64-bit ELF file, from its section header string
+    table; an empty set for anything else or on a read error."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:
+                return set()
+            order = "<" if head[5] == 1 else ">"
+            shoff, = struct.unpack_from(order + "Q", head, 40)
+            shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", head, 58)
+            if not shoff or shnum > 1 << 16 or shstrndx >= shnum or shentsize < 64:
+                return set()
+            f.seek(shoff)
+            table = f.read(shnum * shentsize)
+            hdr = table[shstrndx * shentsize:(shstrndx + 1) * shentsize]
+            str_off, str_size = struct.unpack_from(order + "QQ", hdr, 24)
+            if str_size > 1 << 24:
+                return set()
+            f.seek(str_off)
+            strtab = f.read(str_size)
+    except (OSError, struct.error):
+        return set()
+    names = set()
+    for i in range(shnum):
+        name_off, = struct.unpack_from(order + "I", table, i * shentsize)
+        end = strtab.find(b"\0", name_off)
+        names.add(strtab[name_off:end if end >= 0 else None].decode(errors="replace"))
+    return names
