@@ -15,6 +15,7 @@ from drgn import Object
 from drgn.helpers.linux.mm import compound_order, pfn_to_page
 
 from .pageflags import decode_page_flags, page_type_tests, pageflag_bit
+from .probe import member_offsets
 
 __all__ = ("PageInfo", "PageLayout", "page_info", "page_layout")
 
@@ -42,16 +43,17 @@ def page_layout(prog: drgn.Program) -> PageLayout:
     """Offsets of the struct page fields the checks read. All kernels since 4.20."""
     if "mmtools_page_layout" in prog.cache:
         return prog.cache["mmtools_page_layout"]
-    t = prog.type("struct page")
+    off = member_offsets(prog, "struct page", "flags", "compound_head", "mapping", "index",
+                         "_mapcount", "_refcount")
     little = bool(prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
     layout = PageLayout(
-        size=t.size,
-        flags=drgn.offsetof(t, "flags"),
-        compound_head=drgn.offsetof(t, "compound_head"),
-        mapping=drgn.offsetof(t, "mapping"),
-        index=drgn.offsetof(t, "index"),
-        mapcount=drgn.offsetof(t, "_mapcount"),
-        refcount=drgn.offsetof(t, "_refcount"),
+        size=prog.type("struct page").size,
+        flags=off["flags"],
+        compound_head=off["compound_head"],
+        mapping=off["mapping"],
+        index=off["index"],
+        mapcount=off["_mapcount"],
+        refcount=off["_refcount"],
         word=prog.type("unsigned long").size,
         byteorder="little" if little else "big",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import drgn
 
-__all__ = ("READ_ERRORS", "object_value")
+__all__ = ("LayoutError", "READ_ERRORS", "member_offsets", "object_value")
 
 #: What reading a corrupted structure can raise: drgn's fault and absent
 #: errors, drgn helpers' ValueError, LookupError or NotImplementedError on a
@@ -20,3 +20,37 @@ def object_value(prog: drgn.Program, name: str, default: int | None = None) -> i
         return prog[name].value_()
     except (KeyError, LookupError, drgn.FaultError):
         return default
+
+
+class LayoutError(Exception):
+    """The debug info lacks a type or member a check needs: the check cannot
+    run on this kernel as built, which is a failed check, never unreadable
+    memory.  Deliberately not a LookupError, so read guards let it through."""
+
+
+def member_offsets(prog: drgn.Program, type_name: str, *members: str) -> dict[str, int]:
+    """Byte offsets of ``members`` (nested anonymous members included) in
+    ``type_name``.
+
+    :raises LayoutError: naming the type or the first missing member.
+    """
+    try:
+        t = prog.type(type_name)
+    except LookupError:
+        raise LayoutError(f"the debug info has no {type_name}") from None
+    out = {}
+    for m in members:
+        try:
+            out[m] = drgn.offsetof(t, m)
+        except LookupError:
+            release = _release(prog)
+            raise LayoutError(f"{type_name} has no member {m!r} in this kernel's debug info"
+                              + (f" (Linux {release})" if release else "")) from None
+    return out
+
+
+def _release(prog: drgn.Program) -> str | None:
+    try:
+        return prog["init_uts_ns"].name.release.string_().decode(errors="replace")
+    except (KeyError, LookupError, drgn.FaultError):
+        return None
