@@ -382,10 +382,12 @@ def _tasks_or_note(prog: drgn.Program, result: CheckResult):
 
 
 def run_dump(ctx: Context, result: CheckResult) -> None:
+    runnable: set[int] = set()
     for task in _tasks_or_note(ctx.prog, result):
         try:
             if not task.mm or (task_state(task) != TASK_RUNNING and not on_cpu(task)):
                 continue
+            runnable.add(task.pid.value_())
             graded = evaluate(ctx, task)
         except READ_ERRORS as e:
             result.unreadable.append(f"task {task.value_():#x}: {e}")
@@ -396,6 +398,12 @@ def run_dump(ctx: Context, result: CheckResult) -> None:
         result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
         if severity != "info":
             result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), **ev)
+    # The stuck-page evidence of runnable tasks rests on their VMAs and page
+    # tables: what could not be read there makes this result partial too.
+    for mm in ctx.mm_maps:
+        if runnable & set(mm.users.pids):
+            result.unreadable.extend(mm.unreadable)
+    result.unreadable += ctx.task_problems
 
 
 def run_live(ctx: Context, result: CheckResult) -> None:
