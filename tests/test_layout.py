@@ -50,3 +50,14 @@ def test_missing_struct_page_member_fails_the_check_by_name(member):
     assert "struct page" in r.error and repr(member) in r.error, r.error
     assert "\n" not in r.error
     assert exit_code([r]) == 2
+
+
+def test_missing_xa_node_member_fails_the_checks_that_walk_xarrays():
+    fx = BUGS[0]
+    spec = TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules)
+    prog = open_program(spec)
+    without_member(prog, "struct xa_node", "shift")
+    results = run_checks(Context(prog, spec=spec), ["dax-entries", "mapping-mismatch"])
+    for r in results:
+        assert r.failed and "struct xa_node" in r.error and "'shift'" in r.error, (r.check, r.error)
+    assert exit_code(results) == 2

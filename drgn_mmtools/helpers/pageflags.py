@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import drgn
 
+from .probe import LayoutError
+
 __all__ = (
     "ByteTest",
     "decode_page_flags",
@@ -31,7 +33,12 @@ def pageflag_bits(prog: drgn.Program) -> dict[str, int]:
         return prog.cache["mmtools_pageflags"]
     except KeyError:
         pass
-    bits = {e.name: e.value for e in prog.type("enum pageflags").enumerators}
+    try:
+        enum = prog.type("enum pageflags")
+    except LookupError:
+        raise LayoutError("the debug info has no enum pageflags: page flag bits are "
+                          "unknown") from None
+    bits = {e.name: e.value for e in enum.enumerators}
     prog.cache["mmtools_pageflags"] = bits
     return bits
 

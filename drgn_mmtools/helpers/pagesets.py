@@ -20,6 +20,7 @@ import drgn
 from .memmap import MemmapScan, flag_test
 from .page import page_layout
 from .pageflags import ByteTest, page_type_tests, pageflag_bit
+from .probe import member_offsets
 
 __all__ = ("PageSets", "scan_predicates")
 
@@ -46,7 +47,7 @@ def scan_predicates(prog: drgn.Program) -> tuple[dict, dict]:
     # A zero refcount on a page that is not a tail (tails keep theirs at 0).
     preds["refcount0"] = [ByteTest(lay.refcount + i, 0xFF, 0) for i in range(4)] + [
         ByteTest(tail.offset, 1, 0)]
-    private = drgn.offsetof(prog.type("struct page"), "private")
+    private = member_offsets(prog, "struct page", "private")["private"]
     return preds, {"buddy": (private, lay.word)}
 
 

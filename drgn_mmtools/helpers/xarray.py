@@ -14,6 +14,8 @@ from typing import Iterator, NamedTuple
 import drgn
 from drgn import Object
 
+from .probe import member_offsets
+
 __all__ = ("XaEntry", "XaNode", "entry_kind", "xa_entries", "xa_nodes")
 
 XA_RETRY_ENTRY = (256 << 2) | 2
@@ -83,6 +85,8 @@ class _Layout(NamedTuple):
 def _layout(prog: drgn.Program) -> _Layout:
     if "mmtools_xa_layout" in prog.cache:
         return prog.cache["mmtools_xa_layout"]
+    off = member_offsets(prog, "struct xa_node", "shift", "offset", "count", "nr_values",
+                         "parent", "slots", "marks")
     t = prog.type("struct xa_node")
     slots = t.member("slots").type
     marks = t.member("marks").type
@@ -90,13 +94,13 @@ def _layout(prog: drgn.Program) -> _Layout:
     little = bool(prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
     lay = _Layout(
         size=t.size,
-        shift=drgn.offsetof(t, "shift"),
-        offset=drgn.offsetof(t, "offset"),
-        count=drgn.offsetof(t, "count"),
-        nr_values=drgn.offsetof(t, "nr_values"),
-        parent=drgn.offsetof(t, "parent"),
-        slots=drgn.offsetof(t, "slots"),
-        marks=drgn.offsetof(t, "marks"),
+        shift=off["shift"],
+        offset=off["offset"],
+        count=off["count"],
+        nr_values=off["nr_values"],
+        parent=off["parent"],
+        slots=off["slots"],
+        marks=off["marks"],
         chunk=slots.length,
         mark_longs=marks.type.length,
         nmarks=marks.length,
