@@ -47,11 +47,12 @@ def _module_kallsyms(prog: drgn.Program) -> _KallsymsTable:
     if key in prog.cache:
         return prog.cache[key]
     from drgn.helpers.linux.kallsyms import module_kallsyms
-    from drgn.helpers.linux.module import for_each_module
+
+    from .walk import list_entries
 
     rows: list[tuple[int, int, str, str]] = []
     try:
-        for mod in for_each_module(prog):
+        for mod in list_entries("struct module", prog["modules"].address_of_(), "list"):
             try:
                 name = mod.name.string_().decode(errors="replace")
                 rows += [(s.address, s.size, s.name, name) for s in module_kallsyms(mod)
@@ -59,7 +60,7 @@ def _module_kallsyms(prog: drgn.Program) -> _KallsymsTable:
             except (drgn.FaultError, ValueError, LookupError, UnicodeDecodeError):
                 continue  # one unreadable module does not hide the others
     except (drgn.FaultError, LookupError, ValueError):
-        pass
+        pass  # a broken module list: the modules before the break still count
     rows.sort()
     table = _KallsymsTable([r[0] for r in rows], rows)
     prog.cache[key] = table
