@@ -94,13 +94,7 @@ def _layout(prog: drgn.Program) -> _Layout:
     little = bool(prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN)
     lay = _Layout(
         size=t.size,
-        shift=off["shift"],
-        offset=off["offset"],
-        count=off["count"],
-        nr_values=off["nr_values"],
-        parent=off["parent"],
-        slots=off["slots"],
-        marks=off["marks"],
+        **off,  # the _Layout fields are named after the members
         chunk=slots.length,
         mark_longs=marks.type.length,
         nmarks=marks.length,
