@@ -106,24 +106,26 @@ class Context:
     def mm_maps(self) -> list[MmMap]:
         """Every user address space, walked once.  What the task list walk
         could not read is in :attr:`task_problems`."""
-        out = []
-        for users in user_mms(self.prog, self.task_problems):
-            unreadable: list[str] = []
-            pid = users.pids[0]
-            vmas, problem = mm_vmas(users.mm)
-            if problem:
-                unreadable.append(f"VMAs of pid {pid}: {problem}")
-            walk = PageTableWalk()
-            leaves: list[Leaf] = []
-            try:
-                for leaf in walk_user_page_tables(self.prog, users.mm.pgd.value_(), walk):
-                    leaves.append(leaf)
-            except drgn.FaultError as e:
-                unreadable.append(f"page tables of pid {pid}: {e}")
-            unreadable += [f"page table at phys {phys:#x} (address {va:#x}) of pid {pid}"
-                           for va, phys in walk.unreadable]
-            out.append(MmMap(users, vmas, leaves, unreadable, problem is None, walk.corrupt))
-        return out
+        return [self.walk_mm(users) for users in user_mms(self.prog, self.task_problems)]
+
+    def walk_mm(self, users: MmUsers) -> MmMap:
+        """Walk one address space now: its VMAs and page tables.  Live, a
+        fresh walk sees what the cached :attr:`mm_maps` saw seconds ago."""
+        unreadable: list[str] = []
+        pid = users.pids[0]
+        vmas, problem = mm_vmas(users.mm)
+        if problem:
+            unreadable.append(f"VMAs of pid {pid}: {problem}")
+        walk = PageTableWalk()
+        leaves: list[Leaf] = []
+        try:
+            for leaf in walk_user_page_tables(self.prog, users.mm.pgd.value_(), walk):
+                leaves.append(leaf)
+        except drgn.FaultError as e:
+            unreadable.append(f"page tables of pid {pid}: {e}")
+        unreadable += [f"page table at phys {phys:#x} (address {va:#x}) of pid {pid}"
+                       for va, phys in walk.unreadable]
+        return MmMap(users, vmas, leaves, unreadable, problem is None, walk.corrupt)
 
     def page(self, pfn: int) -> PageInfo | None:
         """Decoded struct page of ``pfn``, None when unreadable; cached."""

@@ -25,8 +25,10 @@ progress
     proof that the task's writes complete: its last entry into the kernel
     was a system call (``task_pt_regs``: a looping task only ever enters by
     page faults and interrupts); the page at the fault address is mapped
-    writable; a page of the same VMA is mapped writable and dirty (a write
-    fault there completed); or the VMA's file was modified at most
+    writable; a page of the same VMA (of any shared writable VMA with
+    ``->page_mkwrite`` when the address is unknown) is mapped writable and
+    dirty (a write fault there completed); or that VMA's file was modified
+    at most
     :data:`RECENT_MTIME_SECONDS` before the dump (``->page_mkwrite`` of a
     successful write fault calls ``file_update_time``).  A refused page
     overrides progress: its handler can never let the write through.
@@ -191,7 +193,7 @@ class PageEvidence:
 
     stuck: list[tuple[Leaf, VmaInfo]] = field(default_factory=list)
     refused: list[tuple[Leaf, VmaInfo, str]] = field(default_factory=list)
-    written_beside: int = 0  #: writable dirty pages in the VMA of the fault or of stuck pages
+    written_beside: int = 0  #: writable dirty pages in the VMAs below
     fault_page_writable: bool = False  #: the page at the known fault address is writable
     vmas: list[VmaInfo] = field(default_factory=list)  #: the VMAs the evidence is about
 
@@ -202,16 +204,19 @@ def _mkwrite_vma(vma: VmaInfo | None) -> bool:
 
 
 def page_evidence(ctx: Context, mm: MmMap, address: int | None) -> PageEvidence:
-    """Stuck and refused pages of mm, at ``address`` if known, else anywhere."""
+    """Stuck and refused pages of mm, at ``address`` if known, else anywhere.
+
+    The VMAs the progress evidence looks at are the one at ``address`` when
+    it is known, else every shared writable VMA with ``->page_mkwrite``.
+    """
     ev = PageEvidence()
     refused_at = {leaf.vaddr: kind for leaf, _, kind in mismatches(ctx, mm)
                   if kind in ("other-file", "truncated")}
-    vmas: dict[int, VmaInfo] = {}
     if address is not None:
         vma = mm.vmas.at(address)
-        if _mkwrite_vma(vma):
-            assert vma is not None
-            vmas[vma.start] = vma
+        vmas = {vma.start: vma} if vma is not None and _mkwrite_vma(vma) else {}
+    else:
+        vmas = {v.start: v for v in mm.vmas if _mkwrite_vma(v)}
     for leaf in mm.leaves:
         at_address = address is not None and leaf.vaddr <= address < leaf.vaddr + leaf.size
         if address is not None and not at_address:
@@ -224,7 +229,6 @@ def page_evidence(ctx: Context, mm: MmMap, address: int | None) -> PageEvidence:
             continue
         assert vma is not None
         ev.stuck.append((leaf, vma))
-        vmas[vma.start] = vma
         if leaf.vaddr in refused_at:
             ev.refused.append((leaf, vma, refused_at[leaf.vaddr]))
     for leaf in mm.leaves:
@@ -439,9 +443,11 @@ def run_live(ctx: Context, result: CheckResult) -> None:
         if not task or task_state(task) != TASK_RUNNING:
             continue
         comm = task_comm(task)
-        mm = _mm_of(ctx, pid)
-        if mm is None:
+        cached = _mm_of(ctx, pid)
+        if cached is None:
             continue
+        # The page tables as they are now, not as the first check saw them.
+        mm = ctx.walk_mm(cached.users)
         pages = page_evidence(ctx, mm, None)
         progress = progress_seen.get(pid, []) + page_progress(ctx, pages, kernel_time(prog))
         severity = grade(True, pages, progress)

@@ -43,8 +43,11 @@ def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
 
     :returns: (leaf, vma, kind) with kind "other-file", "truncated" or "index".
     """
+    # Memoized for the shared walks of ctx.mm_maps only; a fresh walk (live
+    # re-reads) is judged afresh.
+    shared = any(m is mm for m in ctx.__dict__.get("mm_maps", ()))
     key = ("mismatches", mm.users.mm.value_())
-    if key in ctx.memo:
+    if shared and key in ctx.memo:
         return ctx.memo[key]
     out = []
     shift = ctx.page_shift
@@ -68,7 +71,8 @@ def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
             out.append((leaf, vma, "other-file"))
         elif page.index + (page.pfn - page.head_pfn) != vma.file_index(leaf.vaddr, shift):
             out.append((leaf, vma, "index"))
-    ctx.memo[key] = out
+    if shared:
+        ctx.memo[key] = out
     return out
 
 
