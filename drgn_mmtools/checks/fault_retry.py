@@ -164,24 +164,16 @@ class Counters:
                                           if self.cpu_seconds else None)}
 
 
-def _value(obj: Object, *names: str) -> int | None:
-    for n in names:
-        try:
-            return getattr(obj, n).value_()
-        except AttributeError:
-            continue
-    return None
-
-
 def counters(task: Object, mm: MmMap | None, page_shift: int) -> Counters:
     """The fault counters of one task; raises drgn.FaultError if unreadable."""
     min_flt, maj_flt = task.min_flt.value_(), task.maj_flt.value_()
-    runtime = None
     try:
         runtime = task.se.sum_exec_runtime.value_() / 1e9
-    except AttributeError:
-        u, s = _value(task, "utime"), _value(task, "stime")
-        runtime = (u + s) / 1e9 if u is not None and s is not None else None
+    except AttributeError:  # no CFS statistics: user plus system time
+        try:
+            runtime = (task.utime.value_() + task.stime.value_()) / 1e9
+        except AttributeError:
+            runtime = None
     resident = sum(leaf.size >> page_shift for leaf in mm.leaves) if mm else 0
     return Counters(min_flt + maj_flt, min_flt, maj_flt, task.nvcsw.value_(),
                     task.nivcsw.value_(), runtime, resident)
@@ -287,10 +279,10 @@ def progress_of(ctx: Context, task: Object, pages: PageEvidence,
 
 
 def _mm_of(ctx: Context, pid: int) -> MmMap | None:
-    for mm in ctx.mm_maps:
-        if pid in mm.users.pids:
-            return mm
-    return None
+    """The shared walk of pid's address space; one index for all tasks."""
+    if "mm_by_pid" not in ctx.memo:
+        ctx.memo["mm_by_pid"] = {p: mm for mm in ctx.mm_maps for p in mm.users.pids}
+    return ctx.memo["mm_by_pid"].get(pid)
 
 
 def _describe_address(ctx: Context, mm: MmMap, pages: PageEvidence,

@@ -45,7 +45,9 @@ def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
     """
     # Memoized for the shared walks of ctx.mm_maps only; a fresh walk (live
     # re-reads) is judged afresh.
-    shared = any(m is mm for m in ctx.__dict__.get("mm_maps", ()))
+    if "shared_mm_ids" not in ctx.memo:
+        ctx.memo["shared_mm_ids"] = {id(m) for m in ctx.mm_maps}
+    shared = id(mm) in ctx.memo["shared_mm_ids"]
     key = ("mismatches", mm.users.mm.value_())
     if shared and key in ctx.memo:
         return ctx.memo[key]
