@@ -25,7 +25,9 @@ from .helpers.memmap import (MemmapScan, scan_pages, scan_pages_parallel, uncove
 from .helpers.pageflags import ByteTest
 from .helpers.pagesets import PageSets, scan_predicates
 from .helpers.page import PageInfo, page_info
-from .helpers.pgtable import Leaf, PageTableWalk, page_table_format, walk_user_page_tables
+from .helpers.pgtable import (Corrupt, Leaf, PageTableWalk, page_table_format,
+                              reserved_address_bits, walk_user_page_tables)
+from .helpers.swap_entry import decode_swap, swap_types
 from .helpers.tasks import MmUsers, user_mms
 from .helpers.vma import VmaMap, mm_vmas
 from .target import TargetSpec
@@ -44,7 +46,9 @@ class MmMap(NamedTuple):
     leaves: list[Leaf]
     unreadable: list[str]
     vmas_complete: bool  #: False when the VMA walk broke off: "no VMA here" is unknown
-    corrupt: list[tuple[int, int, str]]  #: page-table entries the walk refused to follow
+    corrupt: list[Corrupt]  #: page-table entries the walk refused to follow
+    #: (vaddr, level, value) of non-present, non-none PTEs and PMDs
+    nonpresent: list[tuple[int, int, int]]
 
 
 @dataclass
@@ -116,7 +120,8 @@ class Context:
         vmas, problem = mm_vmas(users.mm)
         if problem:
             unreadable.append(f"VMAs of pid {pid}: {problem}")
-        walk = PageTableWalk()
+        walk = PageTableWalk(reserved_mask=reserved_address_bits(self.prog),
+                             table_problem=self.table_problem)
         leaves: list[Leaf] = []
         try:
             for leaf in walk_user_page_tables(self.prog, users.mm.pgd.value_(), walk):
@@ -125,7 +130,20 @@ class Context:
             unreadable.append(f"page tables of pid {pid}: {e}")
         unreadable += [f"page table at phys {phys:#x} (address {va:#x}) of pid {pid}"
                        for va, phys in walk.unreadable]
-        return MmMap(users, vmas, leaves, unreadable, problem is None, walk.corrupt)
+        return MmMap(users, vmas, leaves, unreadable, problem is None, walk.corrupt,
+                     walk.nonpresent)
+
+    def table_problem(self, pfn: int) -> str | None:
+        """Why a page-table pointer to ``pfn`` cannot be right, or None: a
+        table lies in RAM with a struct page, and is neither free nor slab."""
+        if self.pfn_valid(pfn) is False:
+            return f"pfn {pfn:#x}, outside RAM with struct pages"
+        sets = self.page_sets
+        if sets.free_overlap(pfn):
+            return f"pfn {pfn:#x}, a free (buddy) page"
+        if sets.has(sets.slab, pfn):
+            return f"pfn {pfn:#x}, a slab page"
+        return None
 
     def page(self, pfn: int) -> PageInfo | None:
         """Decoded struct page of ``pfn``, None when unreadable; cached."""
@@ -169,6 +187,22 @@ class Context:
             return None
         i = bisect.bisect_right(ranges, (pfn, float("inf"))) - 1
         return i >= 0 and ranges[i][0] <= pfn < ranges[i][1]
+
+    def swap_refs(self, pfns: set[int]) -> dict[int, list[tuple[MmMap, int, int, int]]]:
+        """Non-present entries that name each of ``pfns`` as a special swap
+        entry (hwpoison, migration, device): ``(mm, vaddr, level, type)``."""
+        out: dict[int, list[tuple[MmMap, int, int, int]]] = {p: [] for p in pfns}
+        if not pfns:
+            return out
+        arch = page_table_format(self.prog).arch
+        types = swap_types(self.prog)
+        for mm in self.mm_maps:
+            for va, level, value in mm.nonpresent:
+                for entry in decode_swap(arch, value):
+                    if entry.offset in out and types.is_special(entry.type):
+                        out[entry.offset].append((mm, va, level, entry.type))
+                        break
+        return out
 
     def mappers(self, pfns: set[int]) -> dict[int, list[tuple[MmMap, Leaf]]]:
         """Who maps each of ``pfns``: the address spaces and leaves."""

@@ -27,8 +27,9 @@ class Finding:
     check: str  #: name of the check that found it
     severity: str  #: "error" (a bug state) or "warning" (suspicious)
     summary: str  #: one line for humans
-    evidence: dict[str, Any]  #: pfn, pid, comm, address, inode, index, file, ...
+    evidence: dict[str, Any]  #: pfn, pid, comm, address, inode, index, vma_file, ...
     unreadable: tuple[str, ...] = ()  #: what could not be read for this finding
+    rule: str = ""  #: the check's rule that produced it (see drgn_mmtools.rules)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,11 +65,15 @@ class CheckResult:
             return "failed"
         return "partial" if self.unreadable else "ok"
 
-    def add(self, severity: str, summary: str, unreadable: tuple[str, ...] = (),
-            **evidence: Any) -> Finding:
-        f = Finding(self.check, severity, summary, evidence, unreadable)
+    def add(self, severity: str, summary: str, unreadable: tuple[str, ...] = (), *,
+            rule: str, **evidence: Any) -> Finding:
+        f = Finding(self.check, severity, summary, evidence, unreadable, rule)
         self.findings.append(f)
         return f
+
+    def record(self, kind: str, rule: str, **fields: Any) -> None:
+        """An info row: ``{"kind": kind, "rule": rule, **fields}``."""
+        self.records.append({"kind": kind, "rule": rule, **fields})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,17 +98,19 @@ class CappedFindings:
 
     def __init__(self, result: CheckResult, pid: int, comm: str) -> None:
         self.result, self.pid, self.comm = result, pid, comm
-        self.counts: dict[str, int] = {}
+        self.counts: dict[tuple[str, str], int] = {}
 
-    def add(self, cause: str, summary: str, **evidence: Any) -> None:
-        n = self.counts[cause] = self.counts.get(cause, 0) + 1
+    def add(self, rule: str, summary: str, severity: str = "error", **evidence: Any) -> None:
+        """Report one finding of ``rule``, unless the cap for it is reached."""
+        key = (rule, severity)
+        n = self.counts[key] = self.counts.get(key, 0) + 1
         if n <= self.MAX_PER_CAUSE:
-            self.result.add("error", summary, **evidence)
+            self.result.add(severity, summary, rule=rule, **evidence)
 
     def close(self) -> None:
-        for cause, n in self.counts.items():
+        for (rule, severity), n in self.counts.items():
             if n > self.MAX_PER_CAUSE:
                 more = n - self.MAX_PER_CAUSE
-                self.result.add("error", f"pid {self.pid} ({self.comm}): {more} more like the "
-                                f"above ({cause})", pid=self.pid, comm=self.comm, cause=cause,
+                self.result.add(severity, f"pid {self.pid} ({self.comm}): {more} more like the "
+                                f"above ({rule})", rule=rule, pid=self.pid, comm=self.comm,
                                 more=more)

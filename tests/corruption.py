@@ -101,9 +101,10 @@ def struct_page(t: Target, rng: random.Random) -> Mutation:
 
 
 def _files(t: Target) -> list[tuple[str, set[str]]]:
-    out = [(m["page_file"], {"mapping_mismatch", "fault_retry"}) for m in t.truth("mapping_mismatch")]
+    out = [(m["page_file"], {"mapping_mismatch", "fault_retry"}) for m in t.truth("mapping_mismatch")
+           if "page_file" in m]
     out += [(h["file"], {"hwpoison"}) for h in t.truth("hwpoison") if h.get("in_page_cache")]
-    out += [(d["file"], {"dax"}) for d in t.truth("dax_entry") if d["locked"]]
+    out += [(d["file"], {"dax"}) for d in t.truth("dax_entry") if d["locked"] and d["waiter_pids"]]
     out += [(d["file"], set()) for d in t.truth("dax_entry") if not d["locked"]]
     merged: dict[str, set[str]] = {}
     for path, affects in out:
@@ -375,8 +376,9 @@ def found(results: dict, kind: str, t: Target) -> bool:
         return all(any(e.get("pfn") == p and e.get("in_page_cache") for e in ev("hwpoison-pagecache"))
                    for p in cached)
     assert kind == "dax"
-    return all(any(e.get("inode") == d["inode"] and e.get("index") == d["index"] and e.get("locked")
-                   for e in ev("dax-entries")) for d in t.truth("dax_entry") if d["locked"])
+    return all(any(e.get("mapping_inode") == d["inode"] and e.get("index") == d["index"]
+                   and e.get("locked") for e in ev("dax-entries"))
+               for d in t.truth("dax_entry") if d["locked"] and d["waiter_pids"])
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,7 +51,14 @@ class Fixture:
 
 
 def all_fixtures() -> list[Fixture]:
-    return [Fixture(p) for p in sorted(VMCORES.glob("*/*/manifest.json"))]
+    """Every shipped dump; ``MMTOOLS_FIXTURES=x86_64/bugs-1,...`` narrows the
+    set (the mutation pass, tests/mutate.py, runs on a few)."""
+    fxs = [Fixture(p) for p in sorted(VMCORES.glob("*/*/manifest.json"))]
+    only = os.environ.get("MMTOOLS_FIXTURES")
+    if only:
+        wanted = set(only.split(","))
+        fxs = [f for f in fxs if f.id in wanted]
+    return fxs
 
 
 def load_symbols(prog: drgn.Program, vmlinux: Path, modules: list[Path]) -> None:

@@ -69,24 +69,69 @@ def check_hwpoison(prog: drgn.Program, t: dict[str, Any]) -> None:
         assert inode.i_ino.value_() == t["inode"]
         slot = xa_load(inode.i_mapping.i_pages.address_of_(), t["index"])
         assert slot.value_() != page.value_(), "the truncated page is still cached"
+    for m in t.get("mapped_by", []):
+        task = find_task(prog, m["pid"])
+        if m["pagemap"] == "present":
+            assert follow_pfn(task.mm, m["address"]).value_() == t["pfn"]
 
 
 def check_mapping_mismatch(prog: drgn.Program, t: dict[str, Any]) -> None:
+    """The VMA at the address maps the recorded pfn, and the page's mapping
+    and index are as the mismatch kind says."""
     task = find_task(prog, t["pid"])
     assert task, f"no task {t['pid']}"
     mm = task.mm
     vma = vma_find(mm, t["address"])
     assert vma, f"no VMA at {t['address']:#x}"
-    assert vma.vm_file.f_inode.i_ino.value_() == t["vma_inode"]
+    if "vma_inode" in t:
+        assert vma.vm_file.f_inode.i_ino.value_() == t["vma_inode"]
     assert d_path(vma.vm_file.f_path.address_of_()).decode() == t["vma_file"]
     pfn = follow_pfn(mm, t["address"]).value_()
     assert pfn == t["pfn"], "the page table does not map the recorded pfn"
     page = pfn_to_page(prog, pfn)
     mapping = page_mapping(page)
+    kind = t.get("mismatch", "other-file")
+    if kind == "truncated":
+        assert page.mapping.value_() == 0, "the truncated page still has a mapping"
+        return
+    if kind == "index":
+        assert mapping.value_() == vma.vm_file.f_mapping.value_()
+        assert page.index.value_() == t["index"] != t["expected_index"]
+        return
     assert mapping.value_() != vma.vm_file.f_mapping.value_()
-    assert mapping.host.i_ino.value_() == t["page_inode"]
+    if "page_inode" in t:
+        assert mapping.host.i_ino.value_() == t["page_inode"]
     lower = path_lookup(prog, t["page_file"]).dentry.d_inode
     assert lower.i_mapping.value_() == mapping.value_()
+
+
+def check_pagecache_slot(prog: drgn.Program, t: dict[str, Any]) -> None:
+    inode = path_lookup(prog, t["file"]).dentry.d_inode
+    page = Object(prog, "struct page *",
+                  xa_load(inode.i_mapping.i_pages.address_of_(), t["index"]).value_())
+    assert page, "the slot is empty"
+    lower = path_lookup(prog, t["page_file"]).dentry.d_inode
+    assert page_mapping(page).value_() == lower.i_mapping.value_()
+    assert page.index.value_() == t["page_index"]
+
+
+def check_control(prog: drgn.Program, t: dict[str, Any]) -> None:
+    """The control's task exists; where it names a page, its VMA maps it."""
+    task = find_task(prog, t["pid"])
+    assert task, f"no task {t['pid']}"
+    if t.get("address") is not None and t["what"] != "poison-isolated":
+        assert vma_find(task.mm, t["address"]), f"no VMA at {t['address']:#x}"
+        assert follow_pfn(task.mm, t["address"]).value_() == t["pfn"]
+
+
+def check_pagetable_corrupt(prog: drgn.Program, t: dict[str, Any]) -> None:
+    """The task exists and never touched its corrupted entries again: it
+    sleeps; the address is in a VMA except for the "outside" case."""
+    task = find_task(prog, t["pid"])
+    assert task, f"no task {t['pid']}"
+    assert task_state(task) == 1, "the corrupted task is not asleep"
+    inside = vma_find(task.mm, t["address"])
+    assert bool(inside) == (t["how"] != "pte-outside")
 
 
 def check_fault_retry(prog: drgn.Program, t: dict[str, Any]) -> None:
@@ -95,7 +140,7 @@ def check_fault_retry(prog: drgn.Program, t: dict[str, Any]) -> None:
     task = find_task(prog, t["pid"])
     assert task.comm.string_().decode() == t["comm"]
     assert task_state(task) == 0, "the retrying task is not runnable"
-    assert task.nvcsw.value_() == 0, "the retrying task slept"
+    # It may have slept while its scenario set up, not since it loops.
     assert task.min_flt.value_() > 0
 
 
@@ -135,14 +180,20 @@ def check_dax_waiter(prog: drgn.Program, t: dict[str, Any]) -> None:
     names = frame_names(prog, task)
     assert DAX_WAIT_FRAMES & set(names), f"not waiting on a DAX entry: {names}"
     assert t["pid"] in dax_wait_table_tasks(prog)
+    inode = dax_inode(prog, t)
+    entry = xa_load(inode.i_mapping.i_pages.address_of_(), t["index"])
+    assert bool(xa_to_value(entry).value_() & 1) == t["entry_locked"]
 
 
 CHECKS = {
     "hwpoison": check_hwpoison,
     "mapping_mismatch": check_mapping_mismatch,
+    "pagecache_slot": check_pagecache_slot,
     "fault_retry": check_fault_retry,
     "dax_entry": check_dax_entry,
     "dax_waiter": check_dax_waiter,
+    "control": check_control,
+    "pagetable_corrupt": check_pagetable_corrupt,
 }
 
 
@@ -177,3 +228,37 @@ def locked_dax_entries(prog: drgn.Program, files: Iterable[str]) -> list[tuple[s
             if xa_is_value(entry) and xa_to_value(entry).value_() & 1:
                 locked.append((f, index))
     return locked
+
+
+def free_blocks(prog: drgn.Program) -> list[tuple[int, int]]:
+    """Free buddy blocks as [start, end) pfns, from every zone's free lists.
+
+    Walks ``zone->free_area[order].free_list[migratetype]`` with stock
+    list helpers (pages are linked by ``lru``, or ``buddy_list`` where the
+    kernel names it so)."""
+    from drgn.helpers.linux.list import list_for_each_entry
+    from drgn.helpers.linux.mm import page_to_pfn
+
+    page_type = prog.type("struct page")
+    link = "buddy_list" if any(m.name == "buddy_list" for m in _members(page_type)) else "lru"
+    blocks = []
+    for node in range(prog["nr_online_nodes"].value_() if "nr_online_nodes" in prog else 1):
+        pgdat = prog["node_data"][node] if "node_data" in prog else prog["contig_page_data"].address_of_()
+        for zone in pgdat.node_zones:
+            if not zone.present_pages:
+                continue
+            for order, area in enumerate(zone.free_area):
+                for lst in area.free_list:
+                    for page in list_for_each_entry("struct page", lst.address_of_(), link):
+                        pfn = page_to_pfn(page).value_()
+                        blocks.append((pfn, pfn + (1 << order)))
+    return sorted(blocks)
+
+
+def _members(t: drgn.Type):
+    """Members of a struct, anonymous unions flattened."""
+    for m in t.members:
+        if m.name is None:
+            yield from _members(m.type)
+        else:
+            yield m

@@ -17,15 +17,15 @@ REFUSED = [("leaf", "vma", "other-file")]
 
 
 @pytest.mark.parametrize("storm, stuck, refused, progress, faulting_refused, expected", [
-    (True, STUCK, REFUSED, [], False, "error"),             # PCC NOPAGE loop
-    (True, STUCK, REFUSED, ["syscall"], False, "error"),    # refused overrides progress
-    (False, STUCK, REFUSED, [], True, "error"),             # VM_FAULT_RETRY loop in the kernel
-    (False, STUCK, REFUSED, [], False, "warning"),          # a refused page, no loop seen
-    (True, STUCK, [], [], False, "error"),                  # handler refuses for its own reasons
-    (True, STUCK, [], ["dirty pages"], False, "info"),      # busy writer
-    (True, [], [], [], False, "warning"),                   # ->fault loop: no PTE to show
-    (True, [], [], ["syscall"], False, "info"),
-    (False, STUCK, [], [], False, "info"),                  # written back, not written again
+    (True, STUCK, REFUSED, [], False, ("error", "refused-loop")),       # PCC NOPAGE loop
+    (True, STUCK, REFUSED, ["syscall"], False, ("error", "refused-loop")),  # refused beats progress
+    (False, STUCK, REFUSED, [], True, ("error", "refused-loop")),       # VM_FAULT_RETRY in kernel
+    (False, STUCK, REFUSED, [], False, ("warning", "refused-no-storm")),  # no loop seen
+    (True, STUCK, [], [], False, ("error", "stuck-no-progress")),       # handler refuses own page
+    (True, STUCK, [], ["dirty pages"], False, ("info", "candidate")),   # busy writer
+    (True, [], [], [], False, ("info", "candidate")),                   # allocator, or a ->fault
+    (True, [], [], ["syscall"], False, ("info", "candidate")),          # loop that leaves no PTE
+    (False, STUCK, [], [], False, ("info", "candidate")),               # written back, not again
 ])
 def test_grade(storm, stuck, refused, progress, faulting_refused, expected):
     pages = PageEvidence(stuck=list(stuck), refused=list(refused))

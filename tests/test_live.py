@@ -58,7 +58,7 @@ def test_live_truth_is_visible(live, kind):
 
 def test_live_fault_retry_counter_climbs(live):
     guest, prog = live
-    (t,) = [t for t in guest.truth if t["kind"] == "fault_retry"]
+    (t,) = [t for t in guest.truth if t["kind"] == "fault_retry" and t["comm"] == "pcc_retry"]
     task = find_task(prog, t["pid"])
     assert oracle.task_state(task) == 0
     before = after = task.min_flt.value_()

@@ -10,12 +10,14 @@ from typing import Callable, NamedTuple
 
 from ..context import Context
 from ..findings import CheckResult
+from ..rules import Rule
 
 
 class CheckSpec(NamedTuple):
     name: str
     description: str
     run: Callable[[Context], CheckResult]
+    rules: tuple[Rule, ...] = ()  #: every rule its findings and records name
 
 
 def all_checks() -> dict[str, CheckSpec]:

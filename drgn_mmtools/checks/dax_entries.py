@@ -1,10 +1,12 @@
 """dax-entries: lock states of fsdax entries in i_pages, and their waiters.
 
 Every DAX entry of every S_DAX inode is a record (locked, PMD, zero, empty,
-pfn).  A locked entry is a finding: an error when tasks wait on it, since
-nothing will wake them if the lock was stored by an unlock (the v4.20
-regression), a warning otherwise.  Tasks on the DAX wait table whose entry is
-not locked are reported too.
+pfn).  A locked entry with tasks waiting on it is an error: nothing will
+wake them if the lock was stored by an unlock (the v4.20 regression).  A
+locked entry nobody waits on is an ``info`` record: every DAX fault holds
+one for a moment.  A task asleep on the DAX wait table for an entry that is
+not locked missed its wake-up (a warning: an unlocker clears the bit just
+before it wakes the waiters).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ..context import Context
 from ..findings import CheckResult
 from ..helpers.dax import dax_entries, dax_inodes, dax_waiters, verify_layout
 from ..helpers.fs import mapping_owner
+from ..rules import Rule
 
 NAME = "dax-entries"
 
@@ -50,7 +53,8 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
         for e in entries:
             key = (xa, e.index)
             ws = by_key.get(key, [])
-            row = {"inode": owner.inode, "file": owner.path, "fs": owner.fstype, "index": e.index,
+            row = {"mapping_inode": owner.inode, "mapping_file": owner.path, "fs": owner.fstype,
+                   "index": e.index,
                    "order": e.order, "value": e.value, "pfn": e.pfn, "locked": e.locked,
                    "pmd": e.pmd, "zero": e.zero, "empty": e.empty,
                    "waiter_pids": sorted(w.pid for w in ws)}
@@ -61,17 +65,20 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
             kind = "PMD" if e.pmd else "zero-page" if e.zero else "empty" if e.empty else "PTE"
             who = (f"; {len(ws)} task(s) wait on it: "
                    + ", ".join(f"{w.pid} ({w.comm})" for w in ws)) if ws else ""
-            result.add("error" if ws else "warning",
-                       f"DAX {kind} entry of {owner.path} (ino {owner.inode}) at index "
-                       f"{e.index} is locked{who}", **row,
+            if not ws:
+                result.record("locked_entry", "locked-idle", **row)
+                continue
+            result.add("error", f"DAX {kind} entry of {owner.path} (ino {owner.inode}) at index "
+                       f"{e.index} is locked{who}", rule="locked-with-waiters", **row,
+                       pid=ws[0].pid, comm=ws[0].comm,
                        waiters=[{"pid": w.pid, "comm": w.comm, "state": w.state} for w in ws])
     for key, ws in by_key.items():
         if key in matched:
             continue
         for w in ws:
             result.add("warning", f"pid {w.pid} ({w.comm}) waits on a DAX entry (xarray "
-                       f"{w.xa:#x}, index {w.index}) that is not locked",
-                       pid=w.pid, comm=w.comm, index=w.index, xarray=w.xa)
+                       f"{w.xa:#x}, index {w.index}) that is not locked: a lost wake-up",
+                       rule="lost-wakeup", pid=w.pid, comm=w.comm, index=w.index, xarray=w.xa)
     result.notes.append(f"DAX entry layout (fs/dax.c since 4.20) checked on {agree + disagree} "
                         f"entries: {agree} agree with their struct page, {disagree} do not")
     if unread:
@@ -83,4 +90,14 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     return result
 
 
-SPEC = CheckSpec(NAME, "locked / PMD / zero / empty fsdax entries and their waiters", run)
+RULES = (
+    Rule("locked-with-waiters", "error", "a locked DAX entry with tasks asleep on it in the "
+         "DAX wait table", kernels="4.20+ entry layout", fires=("dax_lock:locked",),
+         legit=("dax_lock (unlocked entries)",)),
+    Rule("lost-wakeup", "warning", "a task asleep in the DAX wait table for an entry that is "
+         "not locked", fires=("dax_lock:lost-wakeup",), legit=("dax_lock:locked",)),
+    Rule("locked-idle", "info", "a locked DAX entry nobody waits on (every DAX fault holds "
+         "one for a moment)", fires=("dax_lock:locked-idle",)),
+)
+
+SPEC = CheckSpec(NAME, "locked / PMD / zero / empty fsdax entries and their waiters", run, RULES)

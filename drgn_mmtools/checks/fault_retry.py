@@ -33,14 +33,17 @@ progress
     successful write fault calls ``file_update_time``).  A refused page
     overrides progress: its handler can never let the write through.
 
-Grades: **error** when the storm and a refused page agree, or the storm
-and a stuck page agree with no progress, or the stack shows the task in
-the fault path with a refused page at its fault address (a handler that
-returns ``VM_FAULT_RETRY`` forever loops inside the architecture's fault
-handler, and since 5.6 such faults are never counted in ``min_flt``);
-**warning** for a storm with no stuck page and no progress (a ``->fault``
-loop leaves no PTE), or a refused page without a storm.  A storm with progress (a busy writer that msyncs in
-a loop) is an ``info`` record only, with its evidence.
+Grades (:data:`RULES`): **error** ``refused-loop`` when the storm and a
+refused page agree, or the stack shows the task in the fault path with a
+refused page at its fault address (a handler that returns
+``VM_FAULT_RETRY`` forever loops inside the architecture's fault handler,
+and since 5.6 such faults are never counted in ``min_flt``); **error**
+``stuck-no-progress`` when the storm and a stuck page agree with no
+progress; **warning** ``refused-no-storm`` for a refused page without a
+storm (the next write will loop).  Everything else, a storm with progress
+(a busy writer that msyncs in a loop) or a storm with no stuck page (an
+allocator; a ``->fault`` loop leaves no PTE either, but one snapshot cannot
+tell them apart), is an ``info`` record (``candidate``) with its evidence.
 
 Every finding carries the position where the dump caught the task, the
 fault address and where it came from (a ``vmf`` or ``address`` local of the
@@ -77,6 +80,7 @@ from ..helpers.task_position import last_entry, position
 from ..helpers.tasks import TASK_RUNNING, Frame, on_cpu, task_comm, task_frames, task_state
 from ..helpers.vma import VM_SHARED, VmaInfo
 from ..helpers.walk import all_tasks
+from ..rules import Rule
 
 NAME = "fault-retry"
 
@@ -233,21 +237,19 @@ def page_evidence(ctx: Context, mm: MmMap, address: int | None) -> PageEvidence:
 
 
 def grade(storm: bool, pages: PageEvidence, progress: list[str],
-          faulting_refused: bool = False) -> str:
-    """"error", "warning" or "info" from the evidence (see the module docstring).
+          faulting_refused: bool = False) -> tuple[str, str]:
+    """(severity, rule) from the evidence (see :data:`RULES`).
 
     ``faulting_refused``: the stack shows the task inside the fault path
     with a refused page at its fault address.
     """
     if pages.refused and (storm or faulting_refused):
-        return "error"
+        return "error", "refused-loop"
     if storm and pages.stuck and not progress:
-        return "error"
-    if storm and not pages.stuck and not progress:
-        return "warning"
-    if pages.refused and not storm:
-        return "warning"
-    return "info"
+        return "error", "stuck-no-progress"
+    if pages.refused:
+        return "warning", "refused-no-storm"
+    return "info", "candidate"
 
 
 def page_progress(ctx: Context, pages: PageEvidence, now: float | None) -> list[str]:
@@ -296,7 +298,7 @@ def _describe_address(ctx: Context, mm: MmMap, pages: PageEvidence,
     vma = mm.vmas.at(address) if address is not None else None
     if vma is None:
         return ev
-    ev.update(vma_evidence(vma), file=vma.file, inode=vma.inode)
+    ev.update(vma_evidence(vma))
     for leaf, _, kind in pages.refused:
         if leaf.vaddr <= address < leaf.vaddr + leaf.size:
             ev.update(pfn=leaf.pfn, mismatch=kind)
@@ -356,8 +358,8 @@ def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
                    on_cpu(task))
     faulting_refused = (address is not None and bool(pages.refused)
                         and pos.where in ("handler", "fault-path"))
-    severity = grade(storm, pages, progress, faulting_refused)
-    ev.update(
+    severity, rule = grade(storm, pages, progress, faulting_refused)
+    ev.update(rule=rule,
         pid=pid, comm=comm, state=task_state(task), on_cpu=on_cpu(task),
         min_flt=c.min_flt, maj_flt=c.maj_flt, faults=c.faults, counters=c.to_json(),
         storm=storm, stuck_pages=len(pages.stuck), refused_pages=len(pages.refused),
@@ -377,6 +379,26 @@ def _tasks_or_note(prog: drgn.Program, result: CheckResult):
         result.unreadable.append(f"task list: {e}")
 
 
+def report_refused_sleepers(ctx: Context, result: CheckResult, graded: set[int]) -> None:
+    """Warn of address spaces none of whose threads was graded (none was
+    runnable, or faulting) that hold a refused page: the next write there
+    loops.  One warning per address space."""
+    for mm in ctx.mm_maps:
+        if graded & set(mm.users.pids):
+            continue
+        pages = page_evidence(ctx, mm, None)
+        if not pages.refused:
+            continue
+        pid, comm = mm.users.pids[0], mm.users.comms[0]
+        ev = _describe_address(ctx, mm, pages, None, None)
+        ev.update(pid=pid, comm=comm, storm=False, stuck_pages=len(pages.stuck),
+                  refused_pages=len(pages.refused), progress=[])
+        result.record("fault_candidate", "refused-no-storm", grade="warning", **ev)
+        result.add("warning", f"pid {pid} ({comm}) maps a page its ->page_mkwrite refuses "
+                   f"at {ev['address']:#x} in {ev.get('vma_file')}: its next write there "
+                   f"loops", rule="refused-no-storm", **ev)
+
+
 def run_dump(ctx: Context, result: CheckResult) -> None:
     runnable: set[int] = set()
     for task in _tasks_or_note(ctx.prog, result):
@@ -391,9 +413,11 @@ def run_dump(ctx: Context, result: CheckResult) -> None:
         if graded is None:
             continue
         severity, ev = graded
-        result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
+        rule = ev.pop("rule")
+        result.record("fault_candidate", rule, grade=severity, **ev)
         if severity != "info":
-            result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), **ev)
+            result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), rule=rule, **ev)
+    report_refused_sleepers(ctx, result, runnable)
     # The stuck-page evidence of runnable tasks rests on their VMAs and page
     # tables: what could not be read there makes this result partial too.
     for mm in ctx.mm_maps:
@@ -424,6 +448,7 @@ def run_live(ctx: Context, result: CheckResult) -> None:
                 continue
         if i + 1 < opt.samples:
             time.sleep(opt.sample_seconds)
+    graded: set[int] = set()
     for pid, s in sorted(samples.items()):
         if len(s) < 2:
             continue
@@ -442,18 +467,20 @@ def run_live(ctx: Context, result: CheckResult) -> None:
         mm = ctx.walk_mm(cached.users)
         pages = page_evidence(ctx, mm, None)
         progress = progress_seen.get(pid, []) + page_progress(ctx, pages, kernel_time(prog))
-        severity = grade(True, pages, progress)
+        severity, rule = grade(True, pages, progress)
+        graded.add(pid)
         ev = _describe_address(ctx, mm, pages, None, None)
         ev.update(pid=pid, comm=comm, fault_rate=round(rate, 1),
                   fault_samples=[c for _, c in s], interval_seconds=opt.sample_seconds,
                   stuck_pages=len(pages.stuck), refused_pages=len(pages.refused),
                   progress=progress)
-        result.records.append({"kind": "fault_candidate", "grade": severity, **ev})
+        result.record("fault_candidate", rule, grade=severity, **ev)
         if severity == "info":
             continue
         result.add(severity, f"pid {pid} ({comm}) takes {rate:.0f} page faults/s without "
                    f"sleeping" + (f"; {ev['vma_file']} maps a page of {ev['page_file']}"
-                                  if ev.get("page_file") else ""), **ev)
+                                  if ev.get("page_file") else ""), rule=rule, **ev)
+    report_refused_sleepers(ctx, result, graded)
 
 
 def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
@@ -469,4 +496,25 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     return result
 
 
-SPEC = CheckSpec(NAME, "tasks livelocked re-entering ->page_mkwrite or ->fault", run)
+RULES = (
+    Rule("refused-loop", "error",
+         "a storm, or the task in the fault path at the address, with a refused page: a "
+         "write-protected page in a shared writable ->page_mkwrite VMA that mapping-mismatch "
+         "reports as another file's or truncated",
+         fires=("pcc_retry:device", "pccfs_retry:data"),
+         legit=("busy_writer", "control:busy", "control:udmabuf")),
+    Rule("stuck-no-progress", "error",
+         "a storm and a write-protected page in a shared writable ->page_mkwrite VMA, with no "
+         "progress: no system call as last kernel entry, no writable dirty page in the VMA, "
+         "no recent mtime",
+         fires=("pccfs_retry:frozen",), legit=("busy_writer",)),
+    Rule("refused-no-storm", "warning",
+         "a refused page (see refused-loop) in a task that is not storming: its next write "
+         "will loop", fires=("pccfs_retry:data-read-only",), legit=("control:udmabuf",)),
+    Rule("candidate", "info",
+         "a storm with progress, or a storm with no write-protected page to explain it "
+         "(an allocator): recorded with its evidence, not reported",
+         fires=("busy_writer", "control:busy")),
+)
+
+SPEC = CheckSpec(NAME, "tasks livelocked re-entering ->page_mkwrite or ->fault", run, RULES)

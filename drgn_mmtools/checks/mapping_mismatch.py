@@ -2,10 +2,16 @@
 
 The Lustre PCC hang (LU-14346): after a detach, a page faulted in through the
 PCC copy stays in that file's page cache while the VMA's file is the Lustre
-file, and ``->page_mkwrite`` retries forever.  A NULL ``page->mapping`` means
-the page was truncated while still mapped; another file's mapping means the
-page was handed out by the wrong ``->fault``.  Page-cache slots of the files
-involved whose page names another mapping or index are reported too.
+file, and ``->page_mkwrite`` retries forever.
+
+Whether a foreign page is a bug depends on what the VMA is (see
+:data:`RULES`).  A page-cache file (a regular file or block device whose
+address_space has operations) maps its own pages only, at their own index;
+so does any VMA whose ``->page_mkwrite`` will be asked about the page.  A
+device or pseudo file without ``->page_mkwrite`` may lend pages it does not
+own: udmabuf hands out a memfd's pages, relay hands out vmalloc pages with
+no mapping at all.  Those are ``info`` records.  Page-cache slots of every
+file involved whose page names another mapping or index are reported too.
 """
 
 from __future__ import annotations
@@ -19,16 +25,42 @@ from . import CheckSpec
 from ..context import Context, MmMap
 from ..findings import CappedFindings, CheckResult
 from ..helpers.pgtable import Leaf
-from ..helpers.vma import VmaInfo
+from ..helpers.vma import VM_SHARED, VmaInfo
 from ..helpers.xarray import xa_entries
+from ..rules import Rule
 
 NAME = "mapping-mismatch"
+VM_WRITE = 0x2
+
+RULES = (
+    Rule("other-file", "error",
+         "a page-cache VMA, or a shared writable VMA with ->page_mkwrite, maps a page whose "
+         "page->mapping is another file's",
+         fires=("pcc_retry:device", "pccfs_retry:data", "pccfs_retry:data-read-only"),
+         legit=("control:udmabuf", "busy_writer")),
+    Rule("truncated", "error",
+         "a page-cache VMA, or a shared writable VMA with ->page_mkwrite, maps a page with no "
+         "mapping that is not free: truncated while still mapped",
+         fires=("pccfs_retry:trunc",), legit=("control:relay",)),
+    Rule("index", "error",
+         "a VMA maps a page of its own file whose page->index is not the index the VMA maps "
+         "there (hugetlbfs: base-page or huge-page units)",
+         fires=("pccfs_retry:shifted",), legit=("control:hugetlbfs",)),
+    Rule("lent-page", "info",
+         "a device or pseudo-file VMA without ->page_mkwrite maps a page of another file or "
+         "of none: a driver lending pages (udmabuf, relay)",
+         fires=("control:udmabuf", "control:relay"), legit=()),
+    Rule("slot", "error",
+         "a page-cache slot of a file seen above holds a page whose mapping or index "
+         "disagrees with the slot",
+         fires=("pccfs_retry:shifted-slot",), legit=("control:udmabuf", "control:hugetlbfs")),
+)
 
 
 def vma_evidence(vma: VmaInfo) -> dict:
     return {
         "vma_start": vma.start, "vma_end": vma.end, "vma_flags": vma.flags,
-        "vma_file": vma.file, "vma_inode": vma.inode,
+        "vma_file": vma.file, "vma_inode": vma.inode, "vma_page_cache": vma.page_cache,
         "vm_ops": str(vma.vm_ops), "fault_handler": str(vma.fault),
         "page_mkwrite_handler": str(vma.page_mkwrite),
         "handler_module": vma.page_mkwrite.module or vma.fault.module or vma.vm_ops.module,
@@ -37,11 +69,19 @@ def vma_evidence(vma: VmaInfo) -> dict:
     }
 
 
+def owns_its_pages(vma: VmaInfo) -> bool:
+    """Whether every page ``vma`` maps must belong to its file: a page-cache
+    file, or a shared writable VMA whose ->page_mkwrite will judge the page."""
+    return vma.page_cache or (vma.flags & (VM_SHARED | VM_WRITE) == VM_SHARED | VM_WRITE
+                              and vma.page_mkwrite.address != 0)
+
+
 def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
     """Leaves of one address space whose page disagrees with its VMA's file;
     computed once per address space and shared with fault-retry.
 
-    :returns: (leaf, vma, kind) with kind "other-file", "truncated" or "index".
+    :returns: (leaf, vma, rule) with rule "other-file", "truncated", "index"
+        (errors) or "lent-page" (info).
     """
     # Memoized for the shared walks of ctx.mm_maps only; a fresh walk (live
     # re-reads) is judged afresh.
@@ -64,14 +104,15 @@ def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
             continue  # unreadable, free-block head or slab: pagetable-sanity's business
         if page.mapping_kind in ("anon", "ksm", "movable"):
             continue  # COW copies in private file mappings, or non-LRU movable
+        strict = owns_its_pages(vma)
         if page.mapping_kind == "none":
             # A page inside a free buddy block has no mapping either: that is
             # pagetable-sanity's "free page mapped", not a truncation.
             if not leaf.devmap and not ctx.page_sets.free_overlap(leaf.pfn):
-                out.append((leaf, vma, "truncated"))
+                out.append((leaf, vma, "truncated" if strict else "lent-page"))
         elif page.mapping != vma.mapping:
-            out.append((leaf, vma, "other-file"))
-        elif page.index + (page.pfn - page.head_pfn) != vma.file_index(leaf.vaddr, shift):
+            out.append((leaf, vma, "other-file" if strict else "lent-page"))
+        elif not vma.index_matches(page.index + (page.pfn - page.head_pfn), leaf.vaddr, shift):
             out.append((leaf, vma, "index"))
     if shared:
         ctx.memo[key] = out
@@ -97,6 +138,8 @@ def check_slots(ctx: Context, mapping: int, result: CheckResult) -> None:
     except drgn.FaultError as e:
         result.unreadable.append(f"i_pages of mapping {mapping:#x}: {e}")
         return
+    o = ctx.owner(mapping)
+    huge_order = ctx.memo.get(("huge_order", mapping), 0)
     for e in entries:
         if e.kind != "pointer":
             continue
@@ -108,16 +151,17 @@ def check_slots(ctx: Context, mapping: int, result: CheckResult) -> None:
         span = 1 << max(page.order, e.order)
         if page.mapping == mapping and page.index <= e.index < page.index + span:
             continue
-        o = ctx.owner(mapping)
+        if page.mapping == mapping and huge_order and page.index == e.index >> huge_order:
+            continue  # hugetlbfs: page->index in huge pages, slots in base pages (6.7+)
         other = ctx.owner(page.mapping) if page.mapping else None
         result.add(
             "error",
             f"page-cache slot {e.index} of {o.path if o else hex(mapping)} holds a page of "
             f"{(other.path if other else hex(page.mapping)) if page.mapping else 'no mapping'}"
-            f" at index {page.index}",
-            pfn=pfn, index=e.index, page_index=page.index, file=o.path if o else None,
-            inode=o.inode if o else None, page_file=other.path if other else None,
-            page_inode=other.inode if other else None, kind="slot",
+            f" at index {page.index}", rule="slot",
+            pfn=pfn, slot_index=e.index, mapping_file=o.path if o else None,
+            mapping_inode=o.inode if o else None, page_file=other.path if other else None,
+            page_inode=other.inode if other else None, page_index=page.index,
         )
 
 
@@ -131,36 +175,47 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
         for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
             result.unreadable.append(f"pid {pids[0]}: {line}")
         capped = CappedFindings(result, pids[0], comm)
-        for leaf, vma, kind in found:
+        # hugetlbfs page caches are small (huge pages) and count their
+        # indices differently: their slots are always checked.
+        for v in mm.vmas:
+            if v.huge_order and v.mapping:
+                files_seen.add(v.mapping)
+                ctx.memo[("huge_order", v.mapping)] = v.huge_order
+        for leaf, vma, rule in found:
             page = ctx.page(leaf.pfn)
             assert page is not None
             ev = {"pid": pids[0], "pids": pids, "comm": comm, "address": leaf.vaddr,
-                  "pfn": leaf.pfn, "writable": leaf.writable, "kind": kind,
+                  "pfn": leaf.pfn, "writable": leaf.writable,
                   "expected_index": vma.file_index(leaf.vaddr, ctx.page_shift),
+                  "page_index": page.index + (page.pfn - page.head_pfn),
                   **vma_evidence(vma)}
             files_seen.add(vma.mapping)
-            if kind == "truncated":
-                capped.add(kind, f"pid {pids[0]} ({comm}) maps a truncated page (mapping NULL) "
-                           f"at {leaf.vaddr:#x} in {vma.file}", **ev, index=page.index,
-                           file=vma.file, inode=vma.inode)
+            po = ctx.owner(page.mapping) if page.mapping else None
+            if page.mapping:
+                files_seen.add(page.mapping)
+                ev.update(page_mapping=page.mapping, page_file=po.path if po else None,
+                          page_inode=po.inode if po else None,
+                          page_fs=po.fstype if po else None,
+                          in_page_cache=in_page_cache(ctx.prog, page.mapping, page.index,
+                                                      page.head_pfn))
+            else:
+                ev.update(page_mapping=0, page_file=None, page_inode=None, page_fs=None,
+                          in_page_cache=False)
+            if rule == "lent-page":
+                result.record("lent_page", rule, **ev)
                 continue
-            po = ctx.owner(page.mapping)
-            files_seen.add(page.mapping)
-            ev.update(page_mapping=page.mapping, page_file=po.path if po else None,
-                      page_inode=po.inode if po else None, page_fs=po.fstype if po else None,
-                      index=page.index, file=po.path if po else None,
-                      inode=po.inode if po else None,
-                      in_page_cache=in_page_cache(ctx.prog, page.mapping, page.index,
-                                                  page.head_pfn))
-            if kind == "other-file":
+            if rule == "truncated":
+                summary = (f"pid {pids[0]} ({comm}) maps a truncated page (mapping NULL) "
+                           f"at {leaf.vaddr:#x} in {vma.file}")
+            elif rule == "other-file":
                 summary = (f"pid {pids[0]} ({comm}) maps at {leaf.vaddr:#x} a page of "
                            f"{ev['page_file']} (ino {ev['page_inode']}) in a VMA of {vma.file} "
                            f"(vm_ops {vma.vm_ops})")
             else:
                 summary = (f"pid {pids[0]} ({comm}) maps at {leaf.vaddr:#x} index "
-                           f"{page.index} of {vma.file} where the VMA expects index "
+                           f"{ev['page_index']} of {vma.file} where the VMA expects index "
                            f"{ev['expected_index']}")
-            capped.add(kind, summary, **ev)
+            capped.add(rule, summary, **ev)
         capped.close()
     for mapping in sorted(files_seen):
         check_slots(ctx, mapping, result)
@@ -168,4 +223,5 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     return result
 
 
-SPEC = CheckSpec(NAME, "pages mapped in a file VMA whose page->mapping is another file", run)
+SPEC = CheckSpec(NAME, "pages mapped in a file VMA whose page->mapping is another file", run,
+                 RULES)

@@ -1,9 +1,19 @@
 """pagetable-sanity: user page-table entries that point where they must not.
 
-A present leaf entry outside a PFN-mapped VMA must point at RAM with struct
-pages, and at pages that are not free (inside a buddy block), not slab and
-not at refcount zero.  Seen in the wild as a page freed while still mapped
-("count:0 mapcount:-128") and as corrupted upper-level entries.
+Per level, as the LegoOS report and "Bad page map" splats show them:
+
+- a present leaf outside a PFN-mapped VMA must point at RAM with struct
+  pages, at a page that is not free (inside a buddy block), not slab, not a
+  page-table page and not at refcount zero, and lie inside a VMA;
+- a present entry must not have reserved address bits set (bits above the
+  CPU's physical address width);
+- a non-present, non-none PTE or PMD must be a valid swap entry (an active
+  swap device, a slot below its size), or a special one (migration,
+  hwpoison, device) naming a pfn with a struct page; a PMD holds migration
+  entries only;
+- an upper-level entry must be present, or none, and a table pointer must
+  point at RAM that is neither free nor slab.  A bad one hides everything
+  below it, so it is reported as "the LEVEL entry for ADDRESS is invalid".
 
 Every test is a set or interval lookup in the shared mem_map scan
 (:attr:`Context.page_sets`): no struct page is decoded per mapped page,
@@ -15,27 +25,67 @@ from __future__ import annotations
 from . import CheckSpec
 from ..context import Context
 from ..findings import CappedFindings, CheckResult
+from ..helpers.pgtable import page_table_format
+from ..helpers.swap_entry import decode_swap, swap_types
+from ..rules import Rule
 
 NAME = "pagetable-sanity"
 
+RULES = (
+    Rule("outside-vma", "error", "a present leaf entry where no VMA is (the VMA walk being "
+         "complete)", fires=("ptcorrupt:pte-outside",), legit=("any task",)),
+    Rule("outside-ram", "error", "a present leaf in a VMA that is not PFN-mapped points at a "
+         "pfn without a struct page", fires=("ptcorrupt:pte-beyond",),
+         legit=("dax_lock (pmem pages)",)),
+    Rule("free-page", "error", "a present leaf points into a free buddy block",
+         fires=("ptcorrupt:pte-free",), legit=("any task",)),
+    Rule("slab-page", "error", "a present leaf points at a slab page",
+         fires=("ptcorrupt:pte-slab",), legit=("any task",)),
+    Rule("page-table-page", "error", "a present leaf points at a page-table page (PageTable)",
+         fires=("ptcorrupt:pte-pagetable",), legit=("any task",)),
+    Rule("refcount-zero", "error", "a present leaf points at a page with refcount 0 that is "
+         "neither free nor ZONE_DEVICE", fires=("ptcorrupt:pte-refcount0",),
+         legit=("dax_lock (pmem pages)",)),
+    Rule("reserved-bits", "error", "a present entry has address bits set above the CPU's "
+         "physical address width (arm64 with 48-bit PAs: bits 48-50)",
+         fires=("ptcorrupt:pte-reserved",), legit=("any task",)),
+    Rule("bad-swap-entry", "error", "a non-present, non-none PTE or PMD that is no valid swap "
+         "entry (no such swap device, or a slot past its end), no special entry naming a pfn "
+         "with a struct page, or a non-migration entry in a PMD",
+         fires=("ptcorrupt:pte-garbage", "ptcorrupt:pte-swap-nodev", "ptcorrupt:pmd-swap"),
+         legit=("control:poison-isolated", "hwpoison:tmpfs")),
+    Rule("bad-table-entry", "error", "an upper-level entry that is not present but not none, "
+         "a table pointer outside RAM or to a free or slab page, a cycle, or a large-page bit "
+         "where the level has none: everything below it is hidden",
+         fires=("ptcorrupt:pmd-beyond",), legit=("any task",)),
+)
 
-def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> str | None:
-    """What is wrong with mapping ``pages`` pages from ``pfn``, or None."""
+
+def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> tuple[str, str] | None:
+    """(rule, what) is wrong with mapping ``pages`` pages from ``pfn``, or None."""
     sets = ctx.page_sets
     if sets.free_overlap(pfn, pages):
-        return "a free (buddy) page"
+        return "free-page", "a free (buddy) page"
+    if sets.table and sets.has(sets.table, pfn):
+        return "page-table-page", "a page-table page"
     if sets.has(sets.tail, pfn):
         head = ctx.page(pfn)
         if head is None:
             return None  # counted as unreadable by the caller
         if head.slab:
-            return "a slab page"
-        return "a page with refcount 0" if head.refcount == 0 and not devmap else None
+            return "slab-page", "a slab page"
+        if head.refcount == 0 and not devmap:
+            return "refcount-zero", "a page with refcount 0"
+        return None
     if sets.has(sets.slab, pfn):
-        return "a slab page"
+        return "slab-page", "a slab page"
     if not devmap and sets.has(sets.refcount0, pfn):
-        return "a page with refcount 0"
+        return "refcount-zero", "a page with refcount 0"
     return None
+
+
+def _corrupt_rule(why: str) -> str:
+    return "reserved-bits" if why.startswith("reserved address bits") else "bad-table-entry"
 
 
 def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
@@ -45,37 +95,55 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
                                  "'outside RAM' is not checked")
     sets = ctx.page_sets
     result.unreadable += sets.scan.describe_unreadable()
+    fmt = page_table_format(ctx.prog)
     shift = ctx.page_shift
+    types = swap_types(ctx.prog)
     for mm in ctx.mm_maps:
         result.unreadable.extend(mm.unreadable)
         pid, comm = mm.users.pids[0], mm.users.comms[0]
         capped = CappedFindings(result, pid, comm)
-        for va, value, why in mm.corrupt:
-            capped.add(why, f"pid {pid} ({comm}) has a corrupted page-table entry for "
-                       f"{va:#x}: {why}", pid=pid, comm=comm, address=va, entry=value)
+        for c in mm.corrupt:
+            name = fmt.level_name(c.level)
+            capped.add(_corrupt_rule(c.why), f"pid {pid} ({comm}): the {name} entry for "
+                       f"{c.vaddr:#x} is invalid: {c.why}", pid=pid, comm=comm,
+                       address=c.vaddr, level=c.level, level_name=name, entry=c.value,
+                       why=c.why)
+        for va, level, value in mm.nonpresent:
+            readings = decode_swap(fmt.arch, value)
+            whys = [types.problem(r, level, ctx.pfn_valid) for r in readings]
+            if any(w is None for w in whys):
+                continue
+            name = fmt.level_name(level)
+            capped.add("bad-swap-entry", f"pid {pid} ({comm}): the {name} entry for {va:#x} is "
+                       f"invalid: {whys[0]}", pid=pid, comm=comm, address=va, level=level,
+                       level_name=name, entry=value, why=whys[0],
+                       swap_type=readings[0].type, swap_offset=readings[0].offset)
         for leaf in mm.leaves:
             vma = mm.vmas.at(leaf.vaddr)
+            level = (leaf.size >> shift).bit_length() - 1
+            level = level // fmt.bits_per_level if level else 0
             ev = {"pid": pid, "pids": mm.users.pids, "comm": comm, "address": leaf.vaddr,
-                  "pfn": leaf.pfn, "entry": leaf.entry, "size": leaf.size,
-                  "vma_file": vma.file if vma else None}
+                  "pfn": leaf.pfn, "entry": leaf.entry, "size": leaf.size, "level": level,
+                  "level_name": fmt.level_name(level), "vma_file": vma.file if vma else None}
             if vma is None:
                 # With the VMA walk broken off, "outside any VMA" is unknown.
                 if mm.vmas_complete:
-                    capped.add("outside any VMA", f"pid {pid} ({comm}) has a present "
+                    capped.add("outside-vma", f"pid {pid} ({comm}) has a present "
                                f"page-table entry at {leaf.vaddr:#x} outside any VMA", **ev)
                 continue
             if leaf.special or vma.special:
                 continue
             if ctx.pfn_valid(leaf.pfn) is False:
-                capped.add("outside RAM", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
+                capped.add("outside-ram", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
                            f"{leaf.vaddr:#x}, outside RAM with struct pages", **ev)
                 continue
-            what = problem(ctx, leaf.pfn, leaf.size >> shift, leaf.devmap)
-            if what:
+            found = problem(ctx, leaf.pfn, leaf.size >> shift, leaf.devmap)
+            if found:
+                rule, what = found
                 page = ctx.page(leaf.pfn)
                 extra = ({"refcount": page.refcount, "mapcount": page.mapcount,
                           "flags": list(page.flag_names)} if page else {})
-                capped.add(what, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
+                capped.add(rule, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
                            f"(pfn {leaf.pfn:#x})", **ev, **extra)
         capped.close()
         for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
@@ -84,4 +152,5 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     return result
 
 
-SPEC = CheckSpec(NAME, "present PTEs pointing outside RAM or at free / slab / refcount-0 pages", run)
+SPEC = CheckSpec(NAME, "page-table entries to outside RAM, free / slab / table / refcount-0 "
+                 "pages, bad swap entries, reserved bits and invalid upper levels", run, RULES)

@@ -46,7 +46,11 @@ def d_path(mnt: Object | None, dentry: Object) -> bytes:
     mount = container_of(mnt, "struct mount", "mnt") if mnt is not None else None
     d_op = dentry.d_op.read_()
     if d_op and d_op.d_dname:
-        return b"[" + dentry.d_inode.i_sb.s_type.name.string_() + b"]"
+        # A pseudo file (memfd, dma-buf, pipe): its file system and name,
+        # e.g. "[tmpfs]/memfd:udmabuf-control".
+        name = dentry.d_name.name.string_()
+        return (b"[" + dentry.d_inode.i_sb.s_type.name.string_() + b"]"
+                + (b"/" + name if name and name != b"/" else b""))
     parts: list[bytes] = []
     for _ in range(MAX_COMPONENTS):
         if mount is not None and dentry == mount.mnt.mnt_root:

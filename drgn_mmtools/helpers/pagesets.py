@@ -2,8 +2,8 @@
 
 One pass finds hardware-poisoned pages, first-tail pages with
 PG_has_hwpoisoned, free buddy blocks (with their order, read from
-``page->private`` in the same pass), slab pages, pages with a zero refcount
-and tail pages.  Checks then test PFNs against these sorted arrays and
+``page->private`` in the same pass), slab pages, page-table pages, pages
+with a zero refcount and tail pages.  Checks then test PFNs against these sorted arrays and
 intervals instead of decoding a struct page per mapped page.  The arrays are
 C storage (``array('Q')``), not Python sets: most free pages have a zero
 refcount, and a big machine has millions of them.
@@ -44,6 +44,9 @@ def scan_predicates(prog: drgn.Program) -> tuple[dict, dict]:
     buddy = page_type_tests(prog, "buddy")
     if buddy:
         preds["buddy"] = buddy
+    table = page_type_tests(prog, "table")
+    if table:
+        preds["table"] = table
     # A zero refcount on a page that is not a tail (tails keep theirs at 0).
     preds["refcount0"] = [ByteTest(lay.refcount + i, 0xFF, 0) for i in range(4)] + [
         ByteTest(tail.offset, 1, 0)]
@@ -62,6 +65,7 @@ class PageSets:
     refcount0: array  #: sorted PFNs of non-tail pages with a zero refcount
     tail: array  #: sorted PFNs of tail pages
     free: list[tuple[int, int]]  #: free buddy blocks as [start, end) PFNs, sorted
+    table: array = None  # type: ignore[assignment]  #: sorted PFNs of page-table pages (PageTable)
 
     @classmethod
     def from_scan(cls, scan: MemmapScan) -> "PageSets":
@@ -71,7 +75,8 @@ class PageSets:
                       if order < 64)
         empty = array("Q")
         return cls(scan, m.get("hwpoison", empty), m.get("has_hwpoisoned", empty),
-                   m.get("slab", empty), m.get("refcount0", empty), m.get("tail", empty), free)
+                   m.get("slab", empty), m.get("refcount0", empty), m.get("tail", empty), free,
+                   m.get("table", empty))
 
     @property
     def free_pages(self) -> int:

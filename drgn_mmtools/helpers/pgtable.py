@@ -12,13 +12,14 @@ import re
 import sys
 from array import array
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import drgn
 
 from .probe import object_value
 
-__all__ = ("Leaf", "PageTableFormat", "PageTableWalk", "page_table_format", "walk_user_page_tables")
+__all__ = ("Corrupt", "Leaf", "PageTableFormat", "PageTableWalk", "page_table_format",
+           "reserved_address_bits", "walk_user_page_tables")
 
 
 class PageTableFormat(NamedTuple):
@@ -35,6 +36,12 @@ class PageTableFormat(NamedTuple):
         """Address bits below an entry at ``level`` (0 is the PTE level)."""
         return self.page_shift + level * self.bits_per_level
 
+    def level_name(self, level: int) -> str:
+        """The kernel's name of a level: "pte", "pmd", "pud", "p4d" or "pgd"."""
+        if level == self.levels - 1:
+            return "pgd"
+        return ("pte", "pmd", "pud", "p4d")[level] if level < 4 else f"level {level}"
+
 
 class Leaf(NamedTuple):
     """One present leaf mapping."""
@@ -47,15 +54,35 @@ class Leaf(NamedTuple):
     dirty: bool
     special: bool  #: pte_special: no struct page semantics (pfnmap, zero page)
     devmap: bool  #: pte_devmap: ZONE_DEVICE memory such as fsdax
+    protnone: bool = False  #: PROT_NONE (or NUMA hinting): present, not accessible
+
+
+class Corrupt(NamedTuple):
+    """A page-table entry that cannot be right; the walk did not follow it."""
+
+    vaddr: int  #: first address the entry covers
+    level: int  #: 0 is the PTE level
+    value: int  #: the raw entry
+    why: str
 
 
 @dataclass
 class PageTableWalk:
-    """Tables that could not be read or followed during a walk."""
+    """What a walk saw besides present leaves.
+
+    ``reserved_mask``: entry bits that must be clear in a present entry
+    (address bits above the CPU's physical width).  ``table_problem(pfn)``:
+    why a table pointer to ``pfn`` cannot be right (outside RAM, a free or
+    slab page), or None; not called when not given.
+    """
 
     unreadable: list[tuple[int, int]] = field(default_factory=list)  #: (vaddr, table phys)
-    #: (vaddr, value, why): entries that cannot be right, not followed
-    corrupt: list[tuple[int, int, str]] = field(default_factory=list)
+    corrupt: list[Corrupt] = field(default_factory=list)
+    #: (vaddr, level, value) of non-present, non-none PTEs and PMDs: swap,
+    #: migration, hwpoison entries, or garbage
+    nonpresent: list[tuple[int, int, int]] = field(default_factory=list)
+    reserved_mask: int = 0
+    table_problem: Callable[[int], str | None] | None = None
 
 
 def _vmcoreinfo_number(prog: drgn.Program, name: str) -> int | None:
@@ -98,12 +125,41 @@ def page_table_format(prog: drgn.Program) -> PageTableFormat:
 
 # x86_64 entry bits (arch/x86/include/asm/pgtable_types.h)
 _X86_PRESENT, _X86_RW, _X86_DIRTY, _X86_PSE = 1 << 0, 1 << 1, 1 << 6, 1 << 7
+_X86_ACCESSED, _X86_PROTNONE = 1 << 5, 1 << 8
 _X86_SPECIAL, _X86_DEVMAP = 1 << 9, 1 << 58
 _X86_PHYS_MASK = (1 << 52) - 1
 # aarch64 descriptor bits (arch/arm64/include/asm/pgtable-hwdef.h, pgtable-prot.h)
 _ARM_VALID, _ARM_TABLE, _ARM_RDONLY = 1 << 0, 1 << 1, 1 << 7
 _ARM_DBM, _ARM_DIRTY, _ARM_SPECIAL, _ARM_DEVMAP = 1 << 51, 1 << 55, 1 << 56, 1 << 57
+_ARM_PROT_NONE = 1 << 58  # only when not valid (up to 6.9)
 _ARM_OA_MASK = ((1 << 48) - 1)
+
+
+def reserved_address_bits(prog: drgn.Program) -> int:
+    """Bits of a present entry that must be clear: address bits the CPU does
+    not have.  x86_64: bits from ``boot_cpu_data.x86_phys_bits`` up to 51,
+    less the memory-encryption bit (``sme_me_mask``); arm64 with 4K or 16K
+    pages and at most 48 physical address bits (VMCOREINFO
+    ``MAX_PHYSMEM_BITS``): bits 48-50.  0 when unknown."""
+    key = "mmtools_reserved_bits"
+    if key in prog.cache:
+        return prog.cache[key]
+    mask = 0
+    fmt = page_table_format(prog)
+    if fmt.arch == "x86_64":
+        try:
+            bits = prog["boot_cpu_data"].x86_phys_bits.value_()
+        except (KeyError, LookupError, AttributeError, drgn.FaultError):
+            bits = 0
+        if 32 <= bits < 52:
+            mask = ((1 << 52) - 1) & ~((1 << bits) - 1)
+            mask &= ~(object_value(prog, "sme_me_mask") or 0)
+    elif fmt.page_shift in (12, 14):
+        bits = _vmcoreinfo_number(prog, "MAX_PHYSMEM_BITS")
+        if bits is not None and bits <= 48:
+            mask = 0b111 << 48
+    prog.cache[key] = mask
+    return mask
 
 
 def _entries(buf: bytes) -> array:
@@ -129,7 +185,7 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
     x86 = fmt.arch == "x86_64"
     align = min(table_bytes, 1 << (fmt.top_entries * 8 - 1).bit_length())
     if pgd % align:
-        walk.corrupt.append((0, pgd, f"mm->pgd is not aligned to {align} bytes"))
+        walk.corrupt.append(Corrupt(0, top_level, pgd, f"mm->pgd is not aligned to {align} bytes"))
         return
     try:
         top = _entries(prog.read(pgd, fmt.top_entries * 8))
@@ -158,34 +214,69 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
                 continue
             if va >= end:
                 break
+            protnone = False
             if x86:
                 if not e & _X86_PRESENT:
-                    # Swap and migration entries live in PTEs and PMDs only.
-                    if level >= 2:
-                        walk.corrupt.append((va, e, f"non-present, non-zero level-{level} entry"))
+                    if not e & ~(_X86_ACCESSED | _X86_DIRTY):
+                        continue  # pte_none(): a KNL erratum may set A/D
+                    if e & _X86_PROTNONE and (level == 0 or (level == 1 and e & _X86_PSE)):
+                        protnone = True
+                    elif level >= 2:
+                        walk.corrupt.append(Corrupt(va, level, e, "not present, not zero"))
+                        continue
+                    else:
+                        # Swap, migration and hwpoison entries: PTEs and PMDs only.
+                        walk.nonpresent.append((va, level, e))
+                        continue
+                leaf = level == 0 or (level in (1, 2) and bool(e & _X86_PSE))
+                if e & _X86_PSE and level >= 3:
+                    walk.corrupt.append(Corrupt(va, level, e, "page-size bit set at a level "
+                                                "without large pages"))
                     continue
-                leaf = level == 0 or (level in (1, 2) and e & _X86_PSE)
                 phys = e & _X86_PHYS_MASK & ~(table_bytes - 1)
             else:
                 if not e & _ARM_VALID:
-                    if level >= 2:
-                        walk.corrupt.append((va, e, f"non-present, non-zero level-{level} entry"))
+                    if e & _ARM_PROT_NONE and level <= 1:
+                        protnone = True
+                    elif level >= 2:
+                        walk.corrupt.append(Corrupt(va, level, e, "not valid, not zero"))
+                        continue
+                    else:
+                        walk.nonpresent.append((va, level, e))
+                        continue
+                if level == 0 and not e & _ARM_TABLE and not protnone:
+                    walk.corrupt.append(Corrupt(va, level, e, "reserved descriptor type "
+                                                "(block) at the page level"))
+                    continue
+                if level == top_level and top_level >= 3 and not e & _ARM_TABLE:
+                    walk.corrupt.append(Corrupt(va, level, e, "block descriptor at the top "
+                                                "level"))
                     continue
                 leaf = level == 0 or not e & _ARM_TABLE
                 phys = e & _ARM_OA_MASK & ~(table_bytes - 1)
+            if e & walk.reserved_mask:
+                walk.corrupt.append(Corrupt(va, level, e, f"reserved address bits set "
+                                            f"({e & walk.reserved_mask:#x})"))
+                continue
             if leaf:
                 phys &= ~(size - 1)
                 if x86:
                     yield Leaf(va, size, phys >> fmt.page_shift, e, bool(e & _X86_RW),
-                               bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL), bool(e & _X86_DEVMAP))
+                               bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL), bool(e & _X86_DEVMAP),
+                               protnone)
                 else:
                     writable = bool(e & _ARM_DBM)
                     yield Leaf(va, size, phys >> fmt.page_shift, e, writable,
                                bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
-                               bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP))
+                               bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP), protnone)
                 continue
+            if walk.table_problem is not None:
+                why = walk.table_problem(phys >> fmt.page_shift)
+                if why:
+                    walk.corrupt.append(Corrupt(va, level, e, f"table pointer to {why}"))
+                    continue
             if phys == here or any(frame[4] == phys for frame in stack):
-                walk.corrupt.append((va, e, "points back at a table above it (cycle)"))
+                walk.corrupt.append(Corrupt(va, level, e, "points back at a table above it (cycle)"))
                 continue
             try:
                 child = _entries(prog.read(phys, table_bytes, True))

@@ -16,13 +16,17 @@ from drgn.helpers.linux.mm import for_each_vma
 from .fs import file_path
 from .symbols import SymbolRef, symbolize
 
-__all__ = ("VM_IO", "VM_MIXEDMAP", "VM_PFNMAP", "VM_SHARED", "VmaInfo", "VmaMap", "mm_vmas", "vma_info")
+__all__ = ("VM_HUGETLB", "VM_IO", "VM_MIXEDMAP", "VM_PFNMAP", "VM_SHARED", "VmaInfo", "VmaMap",
+           "mm_vmas", "vma_info")
 
 # include/linux/mm.h; these bits have not moved since 2.6.
 VM_SHARED = 0x00000008
 VM_IO = 0x00004000
 VM_PFNMAP = 0x00000400
+VM_HUGETLB = 0x00400000
 VM_MIXEDMAP = 0x10000000
+# include/uapi/linux/stat.h
+S_IFMT, S_IFREG, S_IFBLK = 0o170000, 0o100000, 0o060000
 
 
 class VmaInfo(NamedTuple):
@@ -39,6 +43,11 @@ class VmaInfo(NamedTuple):
     vm_ops: SymbolRef
     fault: SymbolRef  #: vm_ops->fault
     page_mkwrite: SymbolRef  #: vm_ops->page_mkwrite
+    #: the file is a page-cache file: a regular file or block device whose
+    #: address_space has operations.  Device, dma-buf, debugfs and other
+    #: pseudo files are not; their drivers may map pages they do not own.
+    page_cache: bool = False
+    huge_order: int = 0  #: hugetlbfs VMAs: order of the huge page size
 
     @property
     def special(self) -> bool:
@@ -49,6 +58,15 @@ class VmaInfo(NamedTuple):
         """The file page index that ``address`` maps."""
         return self.pgoff + ((address - self.start) >> page_shift)
 
+    def index_matches(self, page_index: int, address: int, page_shift: int) -> bool:
+        """Whether a page with ``page->index`` page_index belongs at address.
+        hugetlbfs counts its page-cache indices in huge pages before 6.7 and
+        in base pages since: both are accepted for a hugetlb VMA."""
+        want = self.file_index(address, page_shift)
+        if page_index == want:
+            return True
+        return bool(self.huge_order) and page_index == want >> self.huge_order
+
 
 def _handler(prog: drgn.Program, ops: Object, name: str) -> SymbolRef:
     try:
@@ -57,15 +75,53 @@ def _handler(prog: drgn.Program, ops: Object, name: str) -> SymbolRef:
         return SymbolRef(0, None, 0, None)
 
 
+def _ops_empty(prog: drgn.Program, a_ops: Object) -> bool:
+    """Whether a ``struct address_space_operations *`` is NULL or has no
+    operation set (``empty_aops``); cached by address."""
+    addr = a_ops.value_()
+    key = ("mmtools_aops_empty", addr)
+    if key not in prog.cache:
+        empty = True
+        if addr:
+            size = a_ops.type_.type.size or 0
+            empty = not any(prog.read(addr, size)) if size else False
+        prog.cache[key] = empty
+    return prog.cache[key]
+
+
+def _page_cache_file(prog: drgn.Program, f: Object) -> bool:
+    """Whether vm_file ``f`` maps a page cache of its own (see VmaInfo.page_cache)."""
+    try:
+        mapping = f.f_mapping
+        mode = mapping.host.i_mode.value_() & S_IFMT
+        return mode in (S_IFREG, S_IFBLK) and not _ops_empty(prog, mapping.a_ops)
+    except (AttributeError, LookupError, drgn.FaultError):
+        return True  # unknown: judge it as a page-cache file, the strict way
+
+
+def _huge_order(prog: drgn.Program, vma: Object, flags: int) -> int:
+    """Order of a hugetlb VMA's page size (hugetlbfs_sb_info.hstate), 0 otherwise."""
+    if not flags & VM_HUGETLB:
+        return 0
+    try:
+        sbinfo = Object(prog, "struct hugetlbfs_sb_info *",
+                        vma.vm_file.f_inode.i_sb.s_fs_info.value_())
+        return sbinfo.hstate.order.value_()
+    except (AttributeError, LookupError, drgn.FaultError):
+        from .pgtable import page_table_format
+        return page_table_format(prog).bits_per_level  # PMD-sized, the default
+
+
 def vma_info(prog: drgn.Program, vma: Object) -> VmaInfo:
     """Decode one ``struct vm_area_struct *``."""
     f = vma.vm_file
     ops = vma.vm_ops
+    flags = vma.vm_flags.value_()
     return VmaInfo(
         address=vma.value_(),
         start=vma.vm_start.value_(),
         end=vma.vm_end.value_(),
-        flags=vma.vm_flags.value_(),
+        flags=flags,
         pgoff=vma.vm_pgoff.value_(),
         file=file_path(f) if f else None,
         inode=f.f_inode.i_ino.value_() if f else None,
@@ -73,6 +129,8 @@ def vma_info(prog: drgn.Program, vma: Object) -> VmaInfo:
         vm_ops=symbolize(prog, ops.value_()),
         fault=_handler(prog, ops, "fault"),
         page_mkwrite=_handler(prog, ops, "page_mkwrite"),
+        page_cache=_page_cache_file(prog, f) if f else False,
+        huge_order=_huge_order(prog, vma, flags) if f else 0,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from .. import __version__
 from ..findings import CheckResult
 
-SCHEMA = "drgn-mmtools/check/1"
+SCHEMA = "drgn-mmtools/check/2"
 
 
 def document(results: Sequence[CheckResult], target: dict[str, Any], exit_code: int) -> dict:

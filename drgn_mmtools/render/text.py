@@ -102,7 +102,7 @@ def render(console: Console, results: Sequence[CheckResult], target: dict[str, A
                 shown.add("pids")
             line = Text("  ")
             line.append_text(t(f.severity.upper(), STYLES.get(f.severity, "")))
-            line.append_text(t(f" {f.check}: {f.summary}"))
+            line.append_text(t(f" {f.check}/{f.rule}: {f.summary}"))
             console.print(line, soft_wrap=True)
             for key, value in f.evidence.items():
                 if key in HIDDEN_KEYS | shown or value is None or value == [] or value == {}:
