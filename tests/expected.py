@@ -43,8 +43,8 @@ def finding_key(check: str, rule: str, ev: dict[str, Any]) -> Key:
     if check == "fault-retry" or (check, rule) == ("dax-entries", "lost-wakeup"):
         return (check, rule, ev["pid"])
     if check == "pagetable-sanity":
-        return (check, rule, ev["pid"], ev["address"], ev.get("level", 0))
-    return (check, rule, ev["pid"], ev["address"])
+        return (check, rule, ev["pid"], ev.get("address"), ev.get("level", 0))
+    return (check, rule, ev["pid"], ev.get("address"))
 
 
 def expected_findings(truth: Iterable[dict[str, Any]],

@@ -30,8 +30,9 @@ def assert_guest_findings(doc_checks: dict[str, dict[str, Any]], truth: list[dic
     unstable = unstable_keys(truth)
     got = {k for k in got if not (k[0] == "pagetable-sanity" and (k[2], k[3]) in unstable)}
     want = {k for k in expected_findings(truth) if True}
-    assert sorted(got - want, key=str) == [], "findings the truth does not explain"
-    assert sorted(want - got, key=str) == [], "truth the tool missed"
+    extra, missed = sorted(got - want, key=str), sorted(want - got, key=str)
+    assert not extra, f"findings the truth does not explain: {extra}"
+    assert not missed, f"truth the tool missed: {missed}"
     for c in controls(truth):
         for name, check in doc_checks.items():
             for f in check["findings"]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from . import oracle
 from .manifests import Fixture, all_fixtures
 from .tool import results
 
@@ -172,8 +173,8 @@ def test_module_symbols_are_named_without_their_debug_info(fx: Fixture):
     kallsyms when the module's debug info is not loaded."""
     for check in ("mapping-mismatch", "fault-retry"):
         for f in findings(fx, check):
-            assert "0x" not in f.evidence["page_mkwrite_handler"], f.evidence
-            assert "0x" not in f.evidence["vm_ops"], f.evidence
+            for key in ("page_mkwrite_handler", "fault_handler", "vm_ops"):
+                assert "0x" not in (f.evidence.get(key) or ""), f.evidence
     assert any("mmfixture" in n and "kallsyms" in n for n in results(fx.path)["fault-retry"].notes)
 
 
@@ -313,8 +314,10 @@ def test_parallel_scan_equals_the_single_process_scan():
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
 def test_free_blocks_add_up_to_the_kernels_free_page_count(fx: Fixture):
-    """The buddy blocks found by the mem_map scan are exactly the kernel's
-    NR_FREE_PAGES (vm_zone_stat), read with stock drgn."""
+    """The buddy blocks found by the mem_map scan are exactly those on the
+    zones' free lists, walked with stock drgn, and add up to the kernel's
+    NR_FREE_PAGES (vm_zone_stat, which lags by the per-CPU deltas not yet
+    folded in: at most a stat threshold, 125, per CPU and zone)."""
     from drgn_mmtools.context import Context
     from drgn_mmtools.target import TargetSpec, open_program
 
@@ -325,7 +328,9 @@ def test_free_blocks_add_up_to_the_kernels_free_page_count(fx: Fixture):
     stock = open_dump(fx.path)
     nr_free = stock.type("enum zone_stat_item").enumerators[0]
     assert nr_free.name == "NR_FREE_PAGES"
-    assert sets.free_pages == stock["vm_zone_stat"][nr_free.value].counter.value_()
+    assert sets.free == oracle.free_blocks(stock)
+    counter = stock["vm_zone_stat"][nr_free.value].counter.value_()
+    assert abs(sets.free_pages - counter) <= 125 * 4 * 2, (sets.free_pages, counter)
     assert sorted(sets.hwpoison) == sorted(t["pfn"] for t in fx.truth("hwpoison"))
 
 

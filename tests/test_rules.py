@@ -72,8 +72,9 @@ def test_exact_findings(fx: Fixture):
     unstable = unstable_keys(truth)
     got = {k for k in got if not (k[0] == "pagetable-sanity" and (k[2], k[3]) in unstable
                                   and k not in want)}
-    assert sorted(got - want, key=str) == [], "findings the truth does not explain"
-    assert sorted(want - got, key=str) == [], "truth the tool missed"
+    extra, missed = sorted(got - want, key=str), sorted(want - got, key=str)
+    assert not extra, f"findings the truth does not explain: {extra}"
+    assert not missed, f"truth the tool missed: {missed}"
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))

@@ -323,7 +323,7 @@ def _summary(pid: int, comm: str, severity: str, ev: dict[str, Any]) -> str:
         text += f", address {ev['address']:#x}"
     if ev.get("vma_file"):
         text += f" in {ev['vma_file']}"
-    if ev.get("page_mkwrite_handler") and ev.get("page_mkwrite_handler") != "0x0":
+    if ev.get("page_mkwrite_handler"):
         text += f" (->page_mkwrite {ev['page_mkwrite_handler']})"
     if ev.get("page_file"):
         text += f"; the page belongs to {ev['page_file']}"

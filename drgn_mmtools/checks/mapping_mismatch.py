@@ -23,8 +23,9 @@ from drgn.helpers.linux.xarray import xa_load
 
 from . import CheckSpec
 from ..context import Context, MmMap
-from ..findings import CappedFindings, CheckResult
+from ..findings import CappedFindings, CheckResult, one_line
 from ..helpers.pgtable import Leaf
+from ..helpers.probe import READ_ERRORS
 from ..helpers.vma import VM_SHARED, VmaInfo
 from ..helpers.xarray import xa_entries
 from ..rules import Rule
@@ -61,8 +62,9 @@ def vma_evidence(vma: VmaInfo) -> dict:
     return {
         "vma_start": vma.start, "vma_end": vma.end, "vma_flags": vma.flags,
         "vma_file": vma.file, "vma_inode": vma.inode, "vma_page_cache": vma.page_cache,
-        "vm_ops": str(vma.vm_ops), "fault_handler": str(vma.fault),
-        "page_mkwrite_handler": str(vma.page_mkwrite),
+        "vm_ops": str(vma.vm_ops) if vma.vm_ops.address else None,
+        "fault_handler": str(vma.fault) if vma.fault.address else None,
+        "page_mkwrite_handler": str(vma.page_mkwrite) if vma.page_mkwrite.address else None,
         "handler_module": vma.page_mkwrite.module or vma.fault.module or vma.vm_ops.module,
         # Where the handler names came from: "debuginfo" or "kallsyms".
         "symbol_source": vma.page_mkwrite.source or vma.fault.source or vma.vm_ops.source,
@@ -143,7 +145,11 @@ def check_slots(ctx: Context, mapping: int, result: CheckResult) -> None:
     for e in entries:
         if e.kind != "pointer":
             continue
-        pfn = page_to_pfn(Object(prog, "struct page *", e.entry)).value_()
+        try:
+            pfn = page_to_pfn(Object(prog, "struct page *", e.entry)).value_()
+        except READ_ERRORS as err:
+            result.unreadable.append(f"i_pages of mapping {mapping:#x}: vmemmap: {one_line(err)}")
+            return
         page = ctx.page(pfn)
         if page is None:
             result.unreadable.append(f"struct page {e.entry:#x} in i_pages of mapping {mapping:#x}")

@@ -84,6 +84,54 @@ def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> tuple[str, str]
     return None
 
 
+def still_wrong(ctx: Context, rule: str, pfn: int) -> bool:
+    """Live: whether a fresh read of pfn's struct page still shows ``rule``'s
+    problem (the mem_map scan is seconds older than the page-table walk)."""
+    from ..helpers.page import page_info
+    from ..helpers.probe import READ_ERRORS
+
+    if rule in ("outside-ram", "outside-vma"):
+        return True  # nothing to read: the second walk confirmed the entry
+    try:
+        page = page_info(ctx.prog, pfn)
+        head = page_info(ctx.prog, page.head_pfn) if page.is_tail else page
+    except READ_ERRORS:
+        return False
+    if rule in ("free-page", "refcount-zero"):
+        return head.refcount == 0
+    if rule == "slab-page":
+        return head.slab
+    if rule == "page-table-page":
+        return page.table
+    return True
+
+
+def confirmed(ctx: Context, mm, found: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+    """Live: the findings of one address space that a second walk of its VMAs
+    and page tables, and a fresh read of each struct page, still show.  A
+    task that maps and unmaps memory changes both under the reader."""
+    if not ctx.options.live or not found:
+        return found
+    fresh = ctx.walk_mm(mm.users)
+    leaves = {leaf.vaddr: leaf for leaf in fresh.leaves}
+    entries = {(c.vaddr, c.level, c.value) for c in fresh.corrupt}
+    entries |= set(fresh.nonpresent)
+    out = []
+    for rule, summary, ev in found:
+        if "pfn" not in ev or rule in ("reserved-bits", "bad-table-entry", "bad-swap-entry"):
+            if (ev["address"], ev["level"], ev["entry"]) in entries:
+                out.append((rule, summary, ev))
+            continue
+        leaf = leaves.get(ev["address"])
+        if leaf is None or leaf.pfn != ev["pfn"]:
+            continue
+        if rule == "outside-vma" and fresh.vmas.at(leaf.vaddr) is not None:
+            continue
+        if still_wrong(ctx, rule, leaf.pfn):
+            out.append((rule, summary, ev))
+    return out
+
+
 def _corrupt_rule(why: str) -> str:
     return "reserved-bits" if why.startswith("reserved address bits") else "bad-table-entry"
 
@@ -102,22 +150,24 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
         result.unreadable.extend(mm.unreadable)
         pid, comm = mm.users.pids[0], mm.users.comms[0]
         capped = CappedFindings(result, pid, comm)
+        found: list[tuple[str, str, dict]] = []
         for c in mm.corrupt:
             name = fmt.level_name(c.level)
-            capped.add(_corrupt_rule(c.why), f"pid {pid} ({comm}): the {name} entry for "
-                       f"{c.vaddr:#x} is invalid: {c.why}", pid=pid, comm=comm,
-                       address=c.vaddr, level=c.level, level_name=name, entry=c.value,
-                       why=c.why)
+            found.append((_corrupt_rule(c.why), f"pid {pid} ({comm}): the {name} entry for "
+                          f"{c.vaddr:#x} is invalid: {c.why}",
+                          dict(pid=pid, comm=comm, address=c.vaddr, level=c.level,
+                               level_name=name, entry=c.value, why=c.why)))
         for va, level, value in mm.nonpresent:
             readings = decode_swap(fmt.arch, value)
             whys = [types.problem(r, level, ctx.pfn_valid) for r in readings]
             if any(w is None for w in whys):
                 continue
             name = fmt.level_name(level)
-            capped.add("bad-swap-entry", f"pid {pid} ({comm}): the {name} entry for {va:#x} is "
-                       f"invalid: {whys[0]}", pid=pid, comm=comm, address=va, level=level,
-                       level_name=name, entry=value, why=whys[0],
-                       swap_type=readings[0].type, swap_offset=readings[0].offset)
+            found.append(("bad-swap-entry", f"pid {pid} ({comm}): the {name} entry for {va:#x} "
+                          f"is invalid: {whys[0]}",
+                          dict(pid=pid, comm=comm, address=va, level=level, level_name=name,
+                               entry=value, why=whys[0], swap_type=readings[0].type,
+                               swap_offset=readings[0].offset)))
         for leaf in mm.leaves:
             vma = mm.vmas.at(leaf.vaddr)
             level = (leaf.size >> shift).bit_length() - 1
@@ -128,23 +178,25 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
             if vma is None:
                 # With the VMA walk broken off, "outside any VMA" is unknown.
                 if mm.vmas_complete:
-                    capped.add("outside-vma", f"pid {pid} ({comm}) has a present "
-                               f"page-table entry at {leaf.vaddr:#x} outside any VMA", **ev)
+                    found.append(("outside-vma", f"pid {pid} ({comm}) has a present "
+                                  f"page-table entry at {leaf.vaddr:#x} outside any VMA", ev))
                 continue
             if leaf.special or vma.special:
                 continue
             if ctx.pfn_valid(leaf.pfn) is False:
-                capped.add("outside-ram", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
-                           f"{leaf.vaddr:#x}, outside RAM with struct pages", **ev)
+                found.append(("outside-ram", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
+                              f"{leaf.vaddr:#x}, outside RAM with struct pages", ev))
                 continue
-            found = problem(ctx, leaf.pfn, leaf.size >> shift, leaf.devmap)
-            if found:
-                rule, what = found
+            bad = problem(ctx, leaf.pfn, leaf.size >> shift, leaf.devmap)
+            if bad:
+                rule, what = bad
                 page = ctx.page(leaf.pfn)
                 extra = ({"refcount": page.refcount, "mapcount": page.mapcount,
                           "flags": list(page.flag_names)} if page else {})
-                capped.add(rule, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
-                           f"(pfn {leaf.pfn:#x})", **ev, **extra)
+                found.append((rule, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
+                              f"(pfn {leaf.pfn:#x})", {**ev, **extra}))
+        for rule, summary, ev in confirmed(ctx, mm, found):
+            capped.add(rule, summary, **ev)
         capped.close()
         for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
             result.unreadable.append(f"pid {pid}: {line}")

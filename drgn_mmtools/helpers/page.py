@@ -77,6 +77,7 @@ class PageInfo(NamedTuple):
     buddy: bool  #: a free page at the head of a buddy block
     slab: bool
     order: int  #: compound order of the head (0 for base pages)
+    table: bool = False  #: a page-table page (PageTable)
 
     @property
     def is_tail(self) -> bool:
@@ -132,4 +133,5 @@ def page_info(prog: drgn.Program, pfn: int) -> PageInfo:
         buddy=_passes(buf, page_type_tests(prog, "buddy")),
         slab=slab,
         order=order,
+        table=_passes(buf, page_type_tests(prog, "table")),
     )
