@@ -29,6 +29,9 @@ class Rule:
     kernels: str = "all"  #: the kernels where the state can exist
     fires: tuple[str, ...] = ()  #: fixture cases that fire it
     legit: tuple[str, ...] = ()  #: legitimate fixture cases that must not fire it above info
+    #: fires only when a dump catches a passing state (an info rule, never
+    #: required to fire in every set of dumps)
+    transient: bool = False
 
 
 def all_rules() -> dict[str, tuple[Rule, ...]]:

@@ -202,7 +202,7 @@ def test_hwpoison_every_poisoned_page(fx: Fixture):
         if t["fs"] == "anon":
             assert ev["page_fs"] == "anon"
         want = sorted((m["pid"], m["address"], "present" if m["pagemap"] == "present"
-                       else "swap-format") for m in t["mapped_by"])
+                       else "hwpoison-entry") for m in t["mapped_by"])
         assert sorted((m["pid"], m["address"], m["entry"]) for m in ev["mapped_by"]) == want
         for m, got in zip(sorted(t["mapped_by"], key=lambda m: m["address"]),
                           sorted(ev["mapped_by"], key=lambda m: m["address"])):

@@ -22,6 +22,7 @@ from .mapping_mismatch import in_page_cache
 from ..context import Context
 from ..findings import CheckResult
 from ..helpers.pageflags import pageflag_bit
+from ..helpers.swap_entry import swap_types
 from ..rules import Rule
 
 NAME = "hwpoison-pagecache"
@@ -69,6 +70,7 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
             result.unreadable.extend(mm.unreadable)
     dirty_bit = pageflag_bit(prog, "PG_dirty")
     folios = set(sets.has_hwpoisoned)
+    hwpoison_type = swap_types(prog).max_swapfiles
     for pfn in pfns:
         page = ctx.page(pfn)
         if page is None:
@@ -77,8 +79,10 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
             continue
         present = [{"pid": mm.users.pids[0], "comm": mm.users.comms[0], "address": leaf.vaddr,
                     "entry": "present"} for mm, leaf in mappers[pfn]]
+        # SWP_HWPOISON is MAX_SWAPFILES in every kernel with hwpoison entries.
         swapped = [{"pid": mm.users.pids[0], "comm": mm.users.comms[0], "address": va,
-                    "entry": "swap-format", "swap_type": t, "level": level}
+                    "entry": "hwpoison-entry" if t == hwpoison_type else "special-entry",
+                    "swap_type": t, "level": level}
                    for mm, va, level, t in entries[pfn]]
         mapped_by = present + swapped
         ev = {"pfn": pfn, "flags": list(page.flag_names), "mapping_kind": page.mapping_kind,

@@ -27,13 +27,17 @@ from ..context import Context
 from ..findings import CappedFindings, CheckResult
 from ..helpers.pgtable import page_table_format
 from ..helpers.swap_entry import decode_swap, swap_types
+from ..helpers.tasks import mmap_lock_held
 from ..rules import Rule
 
 NAME = "pagetable-sanity"
 
 RULES = (
     Rule("outside-vma", "error", "a present leaf entry where no VMA is (the VMA walk being "
-         "complete)", fires=("ptcorrupt:pte-outside",), legit=("any task",)),
+         "complete, and nobody holding the mmap_lock)", fires=("ptcorrupt:pte-outside",), legit=("any task",)),
+    Rule("in-flux", "info", "present entries outside any VMA while the address space's "
+         "mmap_lock is held: munmap takes VMAs out before it zaps their entries",
+         fires=("control:busy, when a dump catches it in munmap",), transient=True),
     Rule("outside-ram", "error", "a present leaf in a VMA that is not PFN-mapped points at a "
          "pfn without a struct page", fires=("ptcorrupt:pte-beyond",),
          legit=("dax_lock (pmem pages)",)),
@@ -195,7 +199,14 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
                           "flags": list(page.flag_names)} if page else {})
                 found.append((rule, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
                               f"(pfn {leaf.pfn:#x})", {**ev, **extra}))
+        in_flux = None
         for rule, summary, ev in confirmed(ctx, mm, found):
+            if rule == "outside-vma":
+                if in_flux is None:
+                    in_flux = bool(mmap_lock_held(mm.users.mm))
+                if in_flux:
+                    result.record("entry_outside_vma", "in-flux", mmap_lock_held=True, **ev)
+                    continue
             capped.add(rule, summary, **ev)
         capped.close()
         for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):

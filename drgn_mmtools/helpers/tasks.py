@@ -11,7 +11,8 @@ from drgn.helpers.linux.sched import task_on_cpu
 from .symbols import SymbolRef, symbolize
 from .walk import all_tasks
 
-__all__ = ("Frame", "MmUsers", "TASK_RUNNING", "task_frames", "task_state", "user_mms")
+__all__ = ("Frame", "MmUsers", "TASK_RUNNING", "mmap_lock_held", "task_frames", "task_state",
+           "user_mms")
 
 TASK_RUNNING = 0
 
@@ -96,3 +97,17 @@ def user_mms(prog: drgn.Program, problems: list[str] | None = None) -> list[MmUs
     except drgn.FaultError as e:
         problems.append(f"task list: {e}")
     return list(mms.values())
+
+
+def mmap_lock_held(mm: Object) -> bool | None:
+    """Whether anyone holds ``mm->mmap_lock`` (``mmap_sem`` before 5.8), for
+    read or write: the rw_semaphore's count is non-zero.  None if unreadable.
+
+    While it is held, VMAs and page tables may disagree for a moment: munmap
+    removes the VMAs first and zaps their entries after (since 4.20 with the
+    lock downgraded to read)."""
+    try:
+        sem = mm.mmap_lock if hasattr(mm, "mmap_lock") else mm.mmap_sem
+        return sem.count.counter.value_() != 0
+    except (AttributeError, LookupError, drgn.FaultError):
+        return None
