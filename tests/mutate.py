@@ -50,7 +50,7 @@ TARGETS: dict[str, tuple[str, ...] | None] = {
 }
 
 TESTS = ["tests/test_rules.py", "tests/test_checks.py", "tests/test_fault_grade.py",
-         "tests/test_pgtable_levels.py"]
+         "tests/test_pgtable_levels.py", "tests/test_swap_entry.py", "tests/test_pgtable_entries.py"]
 
 FLIP = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt,
         ast.Gt: ast.LtE, ast.LtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In,
@@ -135,26 +135,59 @@ def mutated_source(source: str, index: int) -> str:
     return ast.unparse(ast.fix_missing_locations(tree))
 
 
+def make_tree(tmp: Path) -> Path:
+    """A copy of the repository to mutate: code copied, vmcores/ linked.
+    The tests run from it, so that it shadows an editable install."""
+    tree = tmp / "repo"
+    tree.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name in ("build", ".git", ".venv") or entry.name.startswith("."):
+            continue
+        if entry.name == "vmcores":
+            (tree / entry.name).symlink_to(entry)
+        elif entry.is_dir():
+            shutil.copytree(entry, tree / entry.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(entry, tree / entry.name)
+    return tree
+
+
+def run_tests(tree: Path, timeout: float) -> str:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTHONPATH", None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                               "no:cacheprovider", "-m", "not live", *TESTS],
+                              cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    return "survived" if proc.returncode == 0 else "killed"
+
+
 def run_one(m: Mutant, index: int, timeout: float) -> Mutant:
     with tempfile.TemporaryDirectory(prefix="mmtools-mutant-") as tmp:
-        copy = Path(tmp) / "drgn_mmtools"
-        shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-        path = copy / m.file
+        tree = make_tree(Path(tmp))
+        path = tree / "drgn_mmtools" / m.file
         path.write_text(mutated_source(path.read_text(), index))
-        env = {**os.environ, "PYTHONPATH": tmp, "PYTHONDONTWRITEBYTECODE": "1"}
         start = time.monotonic()
-        try:
-            proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
-                                   "no:cacheprovider", "-m", "not live", *TESTS],
-                                  cwd=ROOT, env=env, capture_output=True, text=True,
-                                  timeout=timeout)
-            m.outcome = "survived" if proc.returncode == 0 else "killed"
-            if proc.returncode not in (0, 1):
-                m.outcome = "killed"  # collection or import error: the mutant broke the code
-        except subprocess.TimeoutExpired:
-            m.outcome = "timeout"
+        m.outcome = run_tests(tree, timeout)
         m.seconds = round(time.monotonic() - start, 1)
     return m
+
+
+def self_check(timeout: float) -> None:
+    """The unmutated copy passes, and a broken copy fails: the tests really
+    run the copy, not an installed package."""
+    with tempfile.TemporaryDirectory(prefix="mmtools-mutant-") as tmp:
+        tree = make_tree(Path(tmp))
+        if run_tests(tree, timeout) != "survived":
+            raise SystemExit("the tests fail on the unmutated code: fix them first")
+        runner = tree / "drgn_mmtools" / "checks" / "mapping_mismatch.py"
+        runner.write_text(runner.read_text().replace("def owns_its_pages(vma: VmaInfo) -> bool:",
+                                                     "def owns_its_pages(vma: VmaInfo) -> bool:\n"
+                                                     "    raise RuntimeError('broken')"))
+        if run_tests(tree, timeout) != "killed":
+            raise SystemExit("a broken copy passes the tests: they do not run the copy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="append", help="a file of TARGETS (relative to the package)")
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--list", action="store_true", help="list the mutants and stop")
+    p.add_argument("--again", type=Path, metavar="REPORT",
+                   help="run only the mutants that survived in an earlier report (same code)")
     p.add_argument("--out", type=Path, default=ROOT / "build" / "mutants.json")
     args = p.parse_args(argv)
     work: list[tuple[Mutant, int]] = []
@@ -173,11 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         source = (PACKAGE / rel).read_text()
         for index, fn, what in mutation_points(source, fns):
             work.append((Mutant(rel, int(what.split()[1].rstrip(":")), fn, what), index))
+    if args.again:
+        before = {(m["file"], m["what"]): m["outcome"] for m in json.loads(args.again.read_text())}
+        work = [(m, i) for m, i in work if before.get((m.file, m.what)) == "survived"]
     if args.list:
         for m, _ in work:
             print(f"{m.file}:{m.function}: {m.what}")
         print(f"{len(work)} mutants")
         return 0
+    self_check(args.timeout)
     done: list[Mutant] = []
     with ThreadPoolExecutor(args.jobs) as pool:
         for m in pool.map(lambda w: run_one(w[0], w[1], args.timeout), work):

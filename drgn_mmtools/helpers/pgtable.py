@@ -195,8 +195,8 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
     try:
         from drgn.helpers.linux.mm import virt_to_phys
         top_phys = virt_to_phys(drgn.Object(prog, "void *", pgd)).value_() & ~(table_bytes - 1)
-    except (drgn.FaultError, LookupError, ValueError, NotImplementedError):
-        top_phys = -1
+    except Exception:  # noqa: BLE001 - drgn raises a bare Exception without a direct map;
+        top_phys = -1  # the top's address only serves cycle detection
     # Depth-first over (table words, level, base vaddr, next index, table
     # phys), in address order.  The frames on the stack are the path from
     # the top: a child that is one of them closes a cycle.
