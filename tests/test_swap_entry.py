@@ -50,7 +50,8 @@ def test_validity():
     assert not ok(SwapEntry(3, 1))                   # no such device
     assert ok(SwapEntry(27, 0x4610))                 # hwpoison entry to a real pfn
     assert not ok(SwapEntry(27, 0x99999))            # ... to a pfn outside RAM
-    assert ok(SwapEntry(31, 1))                      # a PTE marker
+    assert ok(SwapEntry(31, 3))                      # a PTE marker: small data, no pfn
+    assert not ok(SwapEntry(31, 3), level=1)         # ... which PMDs never hold
     assert not ok(SwapEntry(0, 5), level=1)          # PMDs hold migration entries only
     assert ok(SwapEntry(28, 0x4610), level=1)
     unknown = SwapTypes(max_swapfiles=None, devices={})
