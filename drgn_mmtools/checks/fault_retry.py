@@ -330,8 +330,9 @@ def _summary(pid: int, comm: str, severity: str, ev: dict[str, Any]) -> str:
     return text
 
 
-def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
-    """Grade one user task of a dump; None when nothing points at a loop."""
+def evaluate(ctx: Context, task: Object) -> tuple[str, str, dict[str, Any]] | None:
+    """Grade one user task of a dump: (severity, rule, evidence); None when
+    nothing points at a loop."""
     prog = ctx.prog
     pid, comm = task.pid.value_(), task_comm(task)
     mm = _mm_of(ctx, pid)
@@ -359,7 +360,7 @@ def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
     faulting_refused = (address is not None and bool(pages.refused)
                         and pos.where in ("handler", "fault-path"))
     severity, rule = grade(storm, pages, progress, faulting_refused)
-    ev.update(rule=rule,
+    ev.update(
         pid=pid, comm=comm, state=task_state(task), on_cpu=on_cpu(task),
         min_flt=c.min_flt, maj_flt=c.maj_flt, faults=c.faults, counters=c.to_json(),
         storm=storm, stuck_pages=len(pages.stuck), refused_pages=len(pages.refused),
@@ -368,7 +369,7 @@ def evaluate(ctx: Context, task: Object) -> tuple[str, dict[str, Any]] | None:
         in_handler=pos.detail if pos.where == "handler" else None,
         stack=[str(f.symbol) for f in frames],
     )
-    return severity, ev
+    return severity, rule, ev
 
 
 def _tasks_or_note(prog: drgn.Program, result: CheckResult):
@@ -412,8 +413,7 @@ def run_dump(ctx: Context, result: CheckResult) -> None:
             continue
         if graded is None:
             continue
-        severity, ev = graded
-        rule = ev.pop("rule")
+        severity, rule, ev = graded
         result.record("fault_candidate", rule, grade=severity, **ev)
         if severity != "info":
             result.add(severity, _summary(ev["pid"], ev["comm"], severity, ev), rule=rule, **ev)
