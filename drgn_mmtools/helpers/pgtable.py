@@ -214,20 +214,23 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
                 continue
             if va >= end:
                 break
-            protnone = False
             if x86:
-                if not e & _X86_PRESENT:
-                    if not e & ~(_X86_ACCESSED | _X86_DIRTY):
-                        continue  # pte_none(): a KNL erratum may set A/D
-                    if e & _X86_PROTNONE and (level == 0 or (level == 1 and e & _X86_PSE)):
-                        protnone = True
-                    elif level >= 2:
-                        walk.corrupt.append(Corrupt(va, level, e, "not present, not zero"))
-                        continue
-                    else:
-                        # Swap, migration and hwpoison entries: PTEs and PMDs only.
-                        walk.nonpresent.append((va, level, e))
-                        continue
+                present = bool(e & _X86_PRESENT)
+                if not present and not e & ~(_X86_ACCESSED | _X86_DIRTY):
+                    continue  # pte_none(): a KNL erratum may set A/D
+                protnone = (not present and bool(e & _X86_PROTNONE)
+                            and (level == 0 or (level == 1 and bool(e & _X86_PSE))))
+            else:
+                present = bool(e & _ARM_VALID)
+                protnone = not present and bool(e & _ARM_PROT_NONE) and level <= 1
+            if not present and not protnone:
+                if level >= 2:
+                    walk.corrupt.append(Corrupt(va, level, e, "not present, not zero"))
+                else:
+                    # Swap, migration and hwpoison entries: PTEs and PMDs only.
+                    walk.nonpresent.append((va, level, e))
+                continue
+            if x86:
                 leaf = level == 0 or (level in (1, 2) and bool(e & _X86_PSE))
                 if e & _X86_PSE and level >= 3:
                     walk.corrupt.append(Corrupt(va, level, e, "page-size bit set at a level "
@@ -235,15 +238,6 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
                     continue
                 phys = e & _X86_PHYS_MASK & ~(table_bytes - 1)
             else:
-                if not e & _ARM_VALID:
-                    if e & _ARM_PROT_NONE and level <= 1:
-                        protnone = True
-                    elif level >= 2:
-                        walk.corrupt.append(Corrupt(va, level, e, "not valid, not zero"))
-                        continue
-                    else:
-                        walk.nonpresent.append((va, level, e))
-                        continue
                 if level == 0 and not e & _ARM_TABLE and not protnone:
                     walk.corrupt.append(Corrupt(va, level, e, "reserved descriptor type "
                                                 "(block) at the page level"))
