@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 import drgn  # noqa: E402
 from drgn.helpers.linux.mm import PageHWPoison, for_each_page  # noqa: E402
 
-from drgn_mmtools.helpers.memmap import (  # noqa: E402
+from drgn_mmtools.kernel.memmap import (  # noqa: E402
     flag_test, scan_pages, scan_pages_parallel, valid_page_ranges)
-from drgn_mmtools.helpers.pageflags import pageflag_bit  # noqa: E402
+from drgn_mmtools.kernel.pageflags import pageflag_bit  # noqa: E402
 from drgn_mmtools.target import TargetSpec, open_program, quiet_drgn_logs  # noqa: E402
 from fixtures import lab  # noqa: E402
 from fixtures.arches import ARCHES  # noqa: E402

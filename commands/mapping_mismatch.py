@@ -6,6 +6,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from drgn_mmtools.embedded import script_main  # noqa: E402
+from drgn_mmtools.frontends.script import script_main  # noqa: E402
 
 sys.exit(script_main(prog, ["mapping-mismatch"]))  # noqa: F821 - drgn provides prog

@@ -7,7 +7,6 @@ message is one line a user can act on.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,7 @@ from typing import Sequence
 import drgn
 
 from .dumpfile import elf_platform, read_header
-from .findings import one_line
-from .helpers.probe import object_value
+from .kernel.probe import object_value, one_line
 
 
 class TargetError(Exception):
@@ -51,11 +49,6 @@ def _check_file(path: Path, what: str) -> None:
         raise TargetError(f"{what} {path}: permission denied")
     if path.stat().st_size == 0:
         raise TargetError(f"{what} {path}: empty file")
-
-
-def quiet_drgn_logs() -> None:
-    """Keep drgn's own warnings off stderr: errors reach the user as one line."""
-    logging.getLogger("drgn").setLevel(logging.CRITICAL)
 
 
 def open_program(spec: TargetSpec) -> drgn.Program:

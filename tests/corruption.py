@@ -404,10 +404,10 @@ def run_case(seed: int, i: int) -> Outcome:
     """Corrupt, open the way the command line does, run every check, render."""
     from rich.console import Console
 
-    from drgn_mmtools.context import Context
-    from drgn_mmtools.embedded import target_of
-    from drgn_mmtools.render import jsonout, text
-    from drgn_mmtools.runner import exit_code, run_checks
+    from drgn_mmtools.analysis.session import Session
+    from drgn_mmtools.report.target import describe_target as target_of
+    from drgn_mmtools.report import jsonout, text
+    from drgn_mmtools.checks.runner import exit_code, run_checks
     from drgn_mmtools.target import TargetError, TargetSpec, finish_program
 
     t, m = mutation(seed, i)
@@ -424,7 +424,7 @@ def run_case(seed: int, i: int) -> Outcome:
         o.refused = str(e)
         return o
     target = target_of(prog, f"{t.fx.id} with {m.name}")
-    results = run_checks(Context(prog), check_timeout=CHECK_TIMEOUT)
+    results = run_checks(Session(prog), check_timeout=CHECK_TIMEOUT)
     o.seconds = time.monotonic() - start
     o.failed = [f"{r.check}: {r.traceback}" for r in results if r.failed]
     o.timed_out = [r.check for r in results if r.timed_out]

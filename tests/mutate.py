@@ -37,16 +37,17 @@ PACKAGE = ROOT / "drgn_mmtools"
 
 #: file -> functions whose bodies decide findings (None: every function)
 TARGETS: dict[str, tuple[str, ...] | None] = {
-    "checks/mapping_mismatch.py": ("owns_its_pages", "mismatches", "check_slots", "run"),
+    "analysis/mismatch.py": ("owns_its_pages", "mismatches"),
+    "checks/mapping_mismatch.py": ("check_slots", "run"),
     "checks/fault_retry.py": ("storm", "_mkwrite_vma", "page_evidence", "grade", "page_progress",
                               "progress_of", "evaluate", "run_dump"),
     "checks/hwpoison_pagecache.py": ("run",),
     "checks/dax_entries.py": ("run",),
     "checks/pagetable_sanity.py": ("problem", "_corrupt_rule", "run"),
-    "helpers/swap_entry.py": ("decode_swap", "is_special", "problem"),
-    "helpers/vma.py": ("index_matches", "_page_cache_file", "_ops_empty"),
-    "helpers/pgtable.py": ("walk_user_page_tables",),
-    "context.py": ("table_problem", "swap_refs", "mappers"),
+    "kernel/swap_entry.py": ("decode_swap", "is_special", "problem"),
+    "kernel/vma.py": ("index_matches", "_page_cache_file", "_ops_empty"),
+    "kernel/pgtable.py": ("walk_user_page_tables",),
+    "analysis/session.py": ("table_problem", "swap_refs", "mappers"),
 }
 
 TESTS = ["tests/test_rules.py", "tests/test_checks.py", "tests/test_fault_grade.py",
@@ -182,7 +183,7 @@ def self_check(timeout: float) -> None:
         tree = make_tree(Path(tmp))
         if run_tests(tree, timeout) != "survived":
             raise SystemExit("the tests fail on the unmutated code: fix them first")
-        runner = tree / "drgn_mmtools" / "checks" / "mapping_mismatch.py"
+        runner = tree / "drgn_mmtools" / "analysis" / "mismatch.py"
         runner.write_text(runner.read_text().replace("def owns_its_pages(vma: VmaInfo) -> bool:",
                                                      "def owns_its_pages(vma: VmaInfo) -> bool:\n"
                                                      "    raise RuntimeError('broken')"))

@@ -316,8 +316,8 @@ def test_clean_dump_yields_no_findings(fx: Fixture):
 
 
 def test_parallel_scan_equals_the_single_process_scan():
-    from drgn_mmtools.helpers.memmap import flag_test, scan_pages, scan_pages_parallel
-    from drgn_mmtools.helpers.pageflags import pageflag_bit, page_type_tests
+    from drgn_mmtools.kernel.memmap import flag_test, scan_pages, scan_pages_parallel
+    from drgn_mmtools.kernel.pageflags import pageflag_bit, page_type_tests
     from drgn_mmtools.target import TargetSpec, open_program
 
     fx = BUGS[0]
@@ -339,13 +339,13 @@ def test_free_blocks_add_up_to_the_kernels_free_page_count(fx: Fixture):
     zones' free lists, walked with stock drgn, and add up to the kernel's
     NR_FREE_PAGES (vm_zone_stat, which lags by the per-CPU deltas not yet
     folded in: at most a stat threshold, 125, per CPU and zone)."""
-    from drgn_mmtools.context import Context
+    from drgn_mmtools.analysis.session import Session
     from drgn_mmtools.target import TargetSpec, open_program
 
     from .manifests import open_dump
 
     prog = open_program(TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules))
-    sets = Context(prog).page_sets
+    sets = Session(prog).page_sets
     stock = open_dump(fx.path)
     nr_free = stock.type("enum zone_stat_item").enumerators[0]
     assert nr_free.name == "NR_FREE_PAGES"
@@ -364,7 +364,7 @@ def test_fault_address_from_qemu_cpu_notes(fx: Fixture):
     """QEMU's x86_64 dumps carry each CPU's CR2: the looping task's CPU last
     faulted at the recorded address, and the finding takes it from there
     when the stack names none."""
-    from drgn_mmtools.cpu_notes import qemu_cpu_states
+    from drgn_mmtools.kernel.cpu_notes import qemu_cpu_states
 
     (t,) = [t for t in fx.truth("fault_retry") if t["comm"] == "pcc_retry"]
     assert t["address"] in [cpu.cr2 for cpu in qemu_cpu_states(fx.dump)]
@@ -379,12 +379,12 @@ def test_page_cache_slots_skip_value_entries(fx: Fixture):
     from drgn.helpers.linux.fs import path_lookup
 
     from drgn_mmtools.checks.mapping_mismatch import check_slots
-    from drgn_mmtools.context import Context
-    from drgn_mmtools.findings import CheckResult
+    from drgn_mmtools.analysis.session import Session
+    from drgn_mmtools.report.findings import CheckResult
     from drgn_mmtools.target import TargetSpec, open_program
 
     prog = open_program(TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules))
-    ctx, result = Context(prog), CheckResult("mapping-mismatch")
+    ctx, result = Session(prog), CheckResult("mapping-mismatch")
     for path in sorted({t["file"] for t in fx.truth("dax_entry")}):
         mapping = path_lookup(prog, path).dentry.d_inode.i_mapping.value_()
         check_slots(ctx, mapping, result)

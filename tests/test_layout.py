@@ -6,8 +6,8 @@ from __future__ import annotations
 import drgn
 import pytest
 
-from drgn_mmtools.context import Context
-from drgn_mmtools.runner import exit_code, run_checks
+from drgn_mmtools.analysis.session import Session
+from drgn_mmtools.checks.runner import exit_code, run_checks
 from drgn_mmtools.target import TargetSpec, open_program
 
 from .manifests import all_fixtures
@@ -45,7 +45,7 @@ def test_missing_struct_page_member_fails_the_check_by_name(member):
     spec = TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules)
     prog = open_program(spec)
     without_member(prog, "struct page", member)
-    (r,) = run_checks(Context(prog, spec=spec), ["mapping-mismatch"])
+    (r,) = run_checks(Session(prog, spec=spec), ["mapping-mismatch"])
     assert r.failed and r.status == "failed"
     assert "struct page" in r.error and repr(member) in r.error, r.error
     assert "\n" not in r.error
@@ -57,7 +57,7 @@ def test_missing_xa_node_member_fails_the_checks_that_walk_xarrays():
     spec = TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules)
     prog = open_program(spec)
     without_member(prog, "struct xa_node", "shift")
-    results = run_checks(Context(prog, spec=spec), ["dax-entries", "mapping-mismatch"])
+    results = run_checks(Session(prog, spec=spec), ["dax-entries", "mapping-mismatch"])
     for r in results:
         assert r.failed and "struct xa_node" in r.error and "'shift'" in r.error, (r.check, r.error)
     assert exit_code(results) == 2

@@ -14,7 +14,7 @@ import struct
 import drgn
 import pytest
 
-from drgn_mmtools.helpers.pgtable import PageTableWalk, walk_user_page_tables
+from drgn_mmtools.kernel.pgtable import PageTableWalk, walk_user_page_tables
 
 PAGE = 4096
 PGD_VIRT = 0xFFFF_8000_0010_0000  # where "mm->pgd" points; also mapped physically

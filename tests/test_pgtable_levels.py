@@ -7,8 +7,8 @@ import drgn
 import pytest
 from drgn.helpers.linux.mm import follow_pfn
 
-from drgn_mmtools.helpers.pgtable import page_table_format, walk_user_page_tables
-from drgn_mmtools.helpers.tasks import user_mms
+from drgn_mmtools.kernel.pgtable import page_table_format, walk_user_page_tables
+from drgn_mmtools.kernel.tasks import user_mms
 from fixtures import lab
 from fixtures.arches import ARCHES
 

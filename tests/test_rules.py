@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from drgn_mmtools.rules import SEVERITY_ORDER, all_rules, markdown_table
+from drgn_mmtools.checks.rules import SEVERITY_ORDER, all_rules, markdown_table
 
 from . import oracle
 from .expected import about_control, controls, expected_findings, finding_key, unstable_keys
@@ -47,7 +47,7 @@ def test_rules_are_well_formed():
 
 def test_readme_carries_the_rule_table():
     assert markdown_table() in (ROOT / "README.md").read_text(), \
-        "README.md's rule table is stale: paste python3 -m drgn_mmtools.rules"
+        "README.md's rule table is stale: paste python3 -m drgn_mmtools.checks.rules"
 
 
 def _still_free(fx: Fixture):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from drgn_mmtools.helpers.swap_entry import SPECIAL_LOW, SwapEntry, SwapTypes, decode_swap
+from drgn_mmtools.kernel.swap_entry import SPECIAL_LOW, SwapEntry, SwapTypes, decode_swap
 
 M64 = (1 << 64) - 1
 

@@ -8,9 +8,9 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from drgn_mmtools.context import Context
-from drgn_mmtools.findings import CheckResult
-from drgn_mmtools.runner import run_checks
+from drgn_mmtools.analysis.session import Session
+from drgn_mmtools.report.findings import CheckResult
+from drgn_mmtools.checks.runner import run_checks
 from drgn_mmtools.target import TargetSpec, open_program
 
 from .manifests import Fixture
@@ -21,7 +21,7 @@ def results(manifest: Path) -> dict[str, CheckResult]:
     """All checks on one fixture dump, opened the way the tool opens it."""
     fx = Fixture(manifest)
     spec = TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules)
-    return {r.check: r for r in run_checks(Context(open_program(spec), spec=spec))}
+    return {r.check: r for r in run_checks(Session(open_program(spec), spec=spec))}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

@@ -1,29 +1,10 @@
-"""The checks, one module each; every check returns a CheckResult.
+"""The checks, one module each, found by :func:`all_checks`.
 
-A check is a function ``run(ctx) -> CheckResult`` plus a :class:`CheckSpec`
-that names and describes it.
+A check asks one question of the whole target and returns a
+:class:`~drgn_mmtools.report.findings.CheckResult`; it imports from
+``analysis``, ``kernel`` and ``report``, never from another check.
 """
 
-from __future__ import annotations
+from .base import Check, all_checks
 
-from typing import Callable, NamedTuple
-
-from ..context import Context
-from ..findings import CheckResult
-from ..rules import Rule
-
-
-class CheckSpec(NamedTuple):
-    name: str
-    description: str
-    run: Callable[[Context], CheckResult]
-    rules: tuple[Rule, ...] = ()  #: every rule its findings and records name
-
-
-def all_checks() -> dict[str, CheckSpec]:
-    """Every check by name, in the order they run."""
-    from . import dax_entries, fault_retry, hwpoison_pagecache, mapping_mismatch, pagetable_sanity
-
-    specs = [m.SPEC for m in (mapping_mismatch, fault_retry, hwpoison_pagecache, dax_entries,
-                              pagetable_sanity)]
-    return {s.name: s for s in specs}
+__all__ = ("Check", "all_checks")

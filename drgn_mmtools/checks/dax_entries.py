@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import drgn
 
-from . import CheckSpec
-from ..context import Context
-from ..findings import CheckResult
-from ..helpers.dax import dax_entries, dax_inodes, dax_waiters, verify_layout
-from ..helpers.fs import mapping_owner
-from ..rules import Rule
+from .base import Check
+from ..analysis.session import Session
+from ..report.findings import CheckResult
+from ..kernel.dax import dax_entries, dax_inodes, dax_waiters, verify_layout
+from ..kernel.fs import mapping_owner
+from .rules import Rule
 
 NAME = "dax-entries"
 
 
-def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
+def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
     prog = ctx.prog
     result = result or CheckResult(NAME)
     try:
@@ -100,4 +100,11 @@ RULES = (
          "one for a moment)", fires=("dax_lock:locked-idle",)),
 )
 
-SPEC = CheckSpec(NAME, "locked / PMD / zero / empty fsdax entries and their waiters", run, RULES)
+
+CHECK = Check(
+    name=NAME,
+    description="locked / PMD / zero / empty fsdax entries and their waiters",
+    run=run,
+    rules=RULES,
+    order=40,
+)

@@ -65,22 +65,22 @@ from typing import Any
 
 import drgn
 from drgn import Object
+from drgn.commands import argument
 from drgn.helpers.linux.pid import find_task
 
-from . import CheckSpec
-from .mapping_mismatch import mismatches, vma_evidence
-from ..context import Context, MmMap
-from ..cpu_notes import qemu_cpu_states
-from ..findings import CheckResult
-from ..helpers.pgtable import Leaf
-from ..helpers.fs import file_mtime, kernel_time
-from ..helpers.probe import READ_ERRORS
-from ..helpers.symbols import modules_without_debug_info
-from ..helpers.task_position import last_entry, position
-from ..helpers.tasks import TASK_RUNNING, Frame, on_cpu, task_comm, task_frames, task_state
-from ..helpers.vma import VM_SHARED, VmaInfo
-from ..helpers.walk import all_tasks
-from ..rules import Rule
+from .base import Check
+from ..analysis.mismatch import mismatches, vma_evidence
+from ..analysis.session import MmMap, Session
+from ..report.findings import CheckResult
+from ..kernel.pgtable import Leaf
+from ..kernel.fs import file_mtime, kernel_time
+from ..kernel.probe import READ_ERRORS
+from ..kernel.symbols import modules_without_debug_info
+from ..kernel.task_position import last_entry, position
+from ..kernel.tasks import TASK_RUNNING, Frame, on_cpu, task_comm, task_frames, task_state
+from ..kernel.vma import VM_SHARED, VmaInfo
+from ..kernel.walk import all_tasks
+from .rules import Rule
 
 NAME = "fault-retry"
 
@@ -118,20 +118,17 @@ def fault_address_from_frames(frames: list[Frame]) -> int | None:
     return None
 
 
-def fault_address_from_cr2(ctx: Context, frames: list[Frame], mm: MmMap) -> int | None:
+def fault_address_from_cr2(ctx: Session, frames: list[Frame], mm: MmMap) -> int | None:
     """CR2 of the CPU an on-CPU task runs on, from the dump's QEMU CPU notes
     (x86_64 dumps written by QEMU), matched to the task by rip and rsp; only
     when it lies in one of the task's VMAs."""
     if ctx.spec is None or ctx.spec.core is None or not frames or frames[0].frame is None:
         return None
-    key = ("qemu_cpu_states", str(ctx.spec.core))
-    if key not in ctx.memo:
-        ctx.memo[key] = qemu_cpu_states(ctx.spec.core)
     try:
         regs = frames[0].frame.registers()
     except (LookupError, ValueError):
         return None
-    for cpu in ctx.memo[key]:
+    for cpu in ctx.qemu_cpu_states:
         if (cpu.rip, cpu.rsp) == (regs.get("rip"), regs.get("rsp")) and mm.vmas.at(cpu.cr2):
             return cpu.cr2
     return None
@@ -199,7 +196,7 @@ def _mkwrite_vma(vma: VmaInfo | None) -> bool:
             and vma.page_mkwrite.address != 0)
 
 
-def page_evidence(ctx: Context, mm: MmMap, address: int | None) -> PageEvidence:
+def page_evidence(ctx: Session, mm: MmMap, address: int | None) -> PageEvidence:
     """Stuck and refused pages of mm, at ``address`` if known, else anywhere.
 
     The VMAs the progress evidence looks at are the one at ``address`` when
@@ -252,7 +249,7 @@ def grade(storm: bool, pages: PageEvidence, progress: list[str],
     return "info", "candidate"
 
 
-def page_progress(ctx: Context, pages: PageEvidence, now: float | None) -> list[str]:
+def page_progress(ctx: Session, pages: PageEvidence, now: float | None) -> list[str]:
     """Progress that the page tables and the VMAs' files show."""
     progress = []
     if pages.fault_page_writable:
@@ -267,7 +264,7 @@ def page_progress(ctx: Context, pages: PageEvidence, now: float | None) -> list[
     return progress
 
 
-def progress_of(ctx: Context, task: Object, pages: PageEvidence,
+def progress_of(ctx: Session, task: Object, pages: PageEvidence,
                 now: float | None) -> tuple[list[str], dict[str, Any]]:
     """Progress evidence of a task and its last kernel entry, as JSON."""
     progress = []
@@ -280,14 +277,12 @@ def progress_of(ctx: Context, task: Object, pages: PageEvidence,
     return progress, {"last_entry": entry_ev}
 
 
-def _mm_of(ctx: Context, pid: int) -> MmMap | None:
+def _mm_of(ctx: Session, pid: int) -> MmMap | None:
     """The shared walk of pid's address space; one index for all tasks."""
-    if "mm_by_pid" not in ctx.memo:
-        ctx.memo["mm_by_pid"] = {p: mm for mm in ctx.mm_maps for p in mm.users.pids}
-    return ctx.memo["mm_by_pid"].get(pid)
+    return ctx.mm_by_pid.get(pid)
 
 
-def _describe_address(ctx: Context, mm: MmMap, pages: PageEvidence,
+def _describe_address(ctx: Session, mm: MmMap, pages: PageEvidence,
                       address: int | None, source: str | None) -> dict[str, Any]:
     """Fault address, its VMA, handlers and the page's own file."""
     if address is None and pages.refused:
@@ -330,7 +325,7 @@ def _summary(pid: int, comm: str, severity: str, ev: dict[str, Any]) -> str:
     return text
 
 
-def evaluate(ctx: Context, task: Object) -> tuple[str, str, dict[str, Any]] | None:
+def evaluate(ctx: Session, task: Object) -> tuple[str, str, dict[str, Any]] | None:
     """Grade one user task of a dump: (severity, rule, evidence); None when
     nothing points at a loop."""
     prog = ctx.prog
@@ -380,7 +375,7 @@ def _tasks_or_note(prog: drgn.Program, result: CheckResult):
         result.unreadable.append(f"task list: {e}")
 
 
-def report_refused_sleepers(ctx: Context, result: CheckResult, graded: set[int]) -> None:
+def report_refused_sleepers(ctx: Session, result: CheckResult, graded: set[int]) -> None:
     """Warn of address spaces none of whose threads was graded (none was
     runnable, or faulting) that hold a refused page: the next write there
     loops.  One warning per address space."""
@@ -400,7 +395,7 @@ def report_refused_sleepers(ctx: Context, result: CheckResult, graded: set[int])
                    f"loops", rule="refused-no-storm", **ev)
 
 
-def run_dump(ctx: Context, result: CheckResult) -> None:
+def run_dump(ctx: Session, result: CheckResult) -> None:
     runnable: set[int] = set()
     for task in _tasks_or_note(ctx.prog, result):
         try:
@@ -426,7 +421,7 @@ def run_dump(ctx: Context, result: CheckResult) -> None:
     result.unreadable += ctx.task_problems
 
 
-def run_live(ctx: Context, result: CheckResult) -> None:
+def run_live(ctx: Session, result: CheckResult) -> None:
     prog, opt = ctx.prog, ctx.options
     samples: dict[int, list[tuple[float, int]]] = {}
     progress_seen: dict[int, list[str]] = {}
@@ -483,7 +478,7 @@ def run_live(ctx: Context, result: CheckResult) -> None:
     report_refused_sleepers(ctx, result, graded)
 
 
-def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
+def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
     result = result or CheckResult(NAME)
     if ctx.options.live:
         run_live(ctx, result)
@@ -517,4 +512,23 @@ RULES = (
          fires=("busy_writer", "control:busy")),
 )
 
-SPEC = CheckSpec(NAME, "tasks livelocked re-entering ->page_mkwrite or ->fault", run, RULES)
+
+ARGUMENTS = (
+    argument("--interval", dest="sample_seconds", type=float, default=0.5, metavar="SECONDS",
+             help="live targets: seconds between fault-counter samples (more than 0, at most "
+                  "3600)"),
+    argument("--samples", type=int, default=4,
+             help="live targets: fault-counter samples to take (2 to 1000)"),
+    argument("--min-fault-rate", type=float, default=50.0, metavar="PER_SECOND",
+             help="live targets: faults per second that count as a loop"),
+)
+
+
+CHECK = Check(
+    name=NAME,
+    description="tasks livelocked re-entering ->page_mkwrite or ->fault",
+    run=run,
+    rules=RULES,
+    arguments=ARGUMENTS,
+    order=20,
+)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import drgn
 
-from . import CheckSpec
-from .mapping_mismatch import in_page_cache
-from ..context import Context
-from ..findings import CheckResult
-from ..helpers.pageflags import pageflag_bit
-from ..helpers.swap_entry import swap_types
-from ..rules import Rule
+from .base import Check
+from ..analysis.mismatch import in_page_cache
+from ..analysis.session import Session
+from ..report.findings import CheckResult
+from ..kernel.pageflags import pageflag_bit
+from ..kernel.swap_entry import swap_types
+from .rules import Rule
 
 NAME = "hwpoison-pagecache"
 
@@ -51,7 +51,7 @@ RULES = (
 )
 
 
-def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
+def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
     prog = ctx.prog
     result = result or CheckResult(NAME)
     poison = pageflag_bit(prog, "PG_hwpoison")
@@ -135,5 +135,10 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     return result
 
 
-SPEC = CheckSpec(NAME, "hardware-poisoned pages and whether the page cache still holds them", run,
-                 RULES)
+CHECK = Check(
+    name=NAME,
+    description="hardware-poisoned pages and whether the page cache still holds them",
+    run=run,
+    rules=RULES,
+    order=30,
+)

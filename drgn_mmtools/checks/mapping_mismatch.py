@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import drgn
 from drgn import Object
-from drgn.helpers.linux.mm import page_to_pfn, pfn_to_page
-from drgn.helpers.linux.xarray import xa_load
+from drgn.helpers.linux.mm import page_to_pfn
 
-from . import CheckSpec
-from ..context import Context, MmMap
-from ..findings import CappedFindings, CheckResult, one_line
-from ..helpers.pgtable import Leaf
-from ..helpers.probe import READ_ERRORS
-from ..helpers.vma import VM_SHARED, VmaInfo
-from ..helpers.xarray import xa_entries
-from ..rules import Rule
+from .base import Check
+from ..analysis.mismatch import in_page_cache, mismatches, vma_evidence
+from ..analysis.session import Session
+from ..report.findings import CappedFindings, CheckResult
+from ..kernel.probe import one_line
+from ..kernel.probe import READ_ERRORS
+from ..kernel.xarray import xa_entries
+from .rules import Rule
 
 NAME = "mapping-mismatch"
-VM_WRITE = 0x2
 
 RULES = (
     Rule("other-file", "error",
@@ -58,80 +56,7 @@ RULES = (
 )
 
 
-def vma_evidence(vma: VmaInfo) -> dict:
-    return {
-        "vma_start": vma.start, "vma_end": vma.end, "vma_flags": vma.flags,
-        "vma_file": vma.file, "vma_inode": vma.inode, "vma_page_cache": vma.page_cache,
-        "vm_ops": str(vma.vm_ops) if vma.vm_ops.address else None,
-        "fault_handler": str(vma.fault) if vma.fault.address else None,
-        "page_mkwrite_handler": str(vma.page_mkwrite) if vma.page_mkwrite.address else None,
-        "handler_module": vma.page_mkwrite.module or vma.fault.module or vma.vm_ops.module,
-        # Where the handler names came from: "debuginfo" or "kallsyms".
-        "symbol_source": vma.page_mkwrite.source or vma.fault.source or vma.vm_ops.source,
-    }
-
-
-def owns_its_pages(vma: VmaInfo) -> bool:
-    """Whether every page ``vma`` maps must belong to its file: a page-cache
-    file, or a shared writable VMA whose ->page_mkwrite will judge the page."""
-    return vma.page_cache or (vma.flags & (VM_SHARED | VM_WRITE) == VM_SHARED | VM_WRITE
-                              and vma.page_mkwrite.address != 0)
-
-
-def mismatches(ctx: Context, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
-    """Leaves of one address space whose page disagrees with its VMA's file;
-    computed once per address space and shared with fault-retry.
-
-    :returns: (leaf, vma, rule) with rule "other-file", "truncated", "index"
-        (errors) or "lent-page" (info).
-    """
-    # Memoized for the shared walks of ctx.mm_maps only; a fresh walk (live
-    # re-reads) is judged afresh.
-    if "shared_mm_ids" not in ctx.memo:
-        ctx.memo["shared_mm_ids"] = {id(m) for m in ctx.mm_maps}
-    shared = id(mm) in ctx.memo["shared_mm_ids"]
-    key = ("mismatches", mm.users.mm.value_())
-    if shared and key in ctx.memo:
-        return ctx.memo[key]
-    out = []
-    shift = ctx.page_shift
-    for leaf in mm.leaves:
-        if leaf.special:
-            continue
-        vma = mm.vmas.at(leaf.vaddr)
-        if vma is None or not vma.mapping or vma.special:
-            continue
-        page = ctx.page(leaf.pfn)
-        if page is None or page.buddy or page.slab:
-            continue  # unreadable, free-block head or slab: pagetable-sanity's business
-        if page.mapping_kind in ("anon", "ksm", "movable"):
-            continue  # COW copies in private file mappings, or non-LRU movable
-        strict = owns_its_pages(vma)
-        if page.mapping_kind == "none":
-            # A page inside a free buddy block has no mapping either: that is
-            # pagetable-sanity's "free page mapped", not a truncation.
-            if not leaf.devmap and not ctx.page_sets.free_overlap(leaf.pfn):
-                out.append((leaf, vma, "truncated" if strict else "lent-page"))
-        elif page.mapping != vma.mapping:
-            out.append((leaf, vma, "other-file" if strict else "lent-page"))
-        elif not vma.index_matches(page.index + (page.pfn - page.head_pfn), leaf.vaddr, shift):
-            out.append((leaf, vma, "index"))
-    if shared:
-        ctx.memo[key] = out
-    return out
-
-
-def in_page_cache(prog: drgn.Program, mapping: int, index: int, head_pfn: int) -> bool | None:
-    """Whether mapping's i_pages slot at index holds the page; None if unreadable."""
-    try:
-        m = Object(prog, "struct address_space *", mapping)
-        slot = xa_load(m.i_pages.address_of_(), index).value_()
-        return slot == pfn_to_page(prog, head_pfn).value_()
-    except drgn.FaultError:
-        return None
-
-
-def check_slots(ctx: Context, mapping: int, result: CheckResult) -> None:
+def check_slots(ctx: Session, mapping: int, result: CheckResult) -> None:
     """Report page-cache slots of ``mapping`` whose page names another mapping or index."""
     prog = ctx.prog
     m = Object(prog, "struct address_space *", mapping)
@@ -141,7 +66,7 @@ def check_slots(ctx: Context, mapping: int, result: CheckResult) -> None:
         result.unreadable.append(f"i_pages of mapping {mapping:#x}: {e}")
         return
     o = ctx.owner(mapping)
-    huge_order = ctx.memo.get(("huge_order", mapping), 0)
+    huge_order = ctx.huge_orders.get(mapping, 0)
     for e in entries:
         if e.kind != "pointer":
             continue
@@ -171,7 +96,7 @@ def check_slots(ctx: Context, mapping: int, result: CheckResult) -> None:
         )
 
 
-def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
+def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
     result = result or CheckResult(NAME)
     files_seen: set[int] = set()
     for mm in ctx.mm_maps:
@@ -186,7 +111,7 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
         for v in mm.vmas:
             if v.huge_order and v.mapping:
                 files_seen.add(v.mapping)
-                ctx.memo[("huge_order", v.mapping)] = v.huge_order
+                ctx.huge_orders[v.mapping] = v.huge_order
         for leaf, vma, rule in found:
             page = ctx.page(leaf.pfn)
             assert page is not None
@@ -229,5 +154,10 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     return result
 
 
-SPEC = CheckSpec(NAME, "pages mapped in a file VMA whose page->mapping is another file", run,
-                 RULES)
+CHECK = Check(
+    name=NAME,
+    description="pages mapped in a file VMA whose page->mapping is another file",
+    run=run,
+    rules=RULES,
+    order=10,
+)

@@ -16,19 +16,19 @@ Per level, as the LegoOS report and "Bad page map" splats show them:
   below it, so it is reported as "the LEVEL entry for ADDRESS is invalid".
 
 Every test is a set or interval lookup in the shared mem_map scan
-(:attr:`Context.page_sets`): no struct page is decoded per mapped page,
+(:attr:`Session.page_sets`): no struct page is decoded per mapped page,
 except for tail pages, whose slab state and refcount live in their head.
 """
 
 from __future__ import annotations
 
-from . import CheckSpec
-from ..context import Context
-from ..findings import CappedFindings, CheckResult
-from ..helpers.pgtable import page_table_format
-from ..helpers.swap_entry import decode_swap, swap_types
-from ..helpers.tasks import mmap_lock_held
-from ..rules import Rule
+from .base import Check
+from ..analysis.session import Session
+from ..report.findings import CappedFindings, CheckResult
+from ..kernel.pgtable import page_table_format
+from ..kernel.swap_entry import decode_swap, swap_types
+from ..kernel.tasks import mmap_lock_held
+from .rules import Rule
 
 NAME = "pagetable-sanity"
 
@@ -65,7 +65,7 @@ RULES = (
 )
 
 
-def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> tuple[str, str] | None:
+def problem(ctx: Session, pfn: int, pages: int, devmap: bool) -> tuple[str, str] | None:
     """(rule, what) is wrong with mapping ``pages`` pages from ``pfn``, or None."""
     sets = ctx.page_sets
     if sets.free_overlap(pfn, pages):
@@ -88,11 +88,11 @@ def problem(ctx: Context, pfn: int, pages: int, devmap: bool) -> tuple[str, str]
     return None
 
 
-def still_wrong(ctx: Context, rule: str, pfn: int) -> bool:
+def still_wrong(ctx: Session, rule: str, pfn: int) -> bool:
     """Live: whether a fresh read of pfn's struct page still shows ``rule``'s
     problem (the mem_map scan is seconds older than the page-table walk)."""
-    from ..helpers.page import page_info
-    from ..helpers.probe import READ_ERRORS
+    from ..kernel.page import page_info
+    from ..kernel.probe import READ_ERRORS
 
     if rule in ("outside-ram", "outside-vma"):
         return True  # nothing to read: the second walk confirmed the entry
@@ -110,7 +110,7 @@ def still_wrong(ctx: Context, rule: str, pfn: int) -> bool:
     return True
 
 
-def confirmed(ctx: Context, mm, found: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+def confirmed(ctx: Session, mm, found: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
     """Live: the findings of one address space that a second walk of its VMAs
     and page tables, and a fresh read of each struct page, still show.  A
     task that maps and unmaps memory changes both under the reader."""
@@ -140,7 +140,7 @@ def _corrupt_rule(why: str) -> str:
     return "reserved-bits" if why.startswith("reserved address bits") else "bad-table-entry"
 
 
-def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
+def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
     result = result or CheckResult(NAME)
     if ctx.pfn_ranges is None:
         result.unreadable.append("mem_section: which pfns are RAM is unknown; "
@@ -215,5 +215,11 @@ def run(ctx: Context, result: CheckResult | None = None) -> CheckResult:
     return result
 
 
-SPEC = CheckSpec(NAME, "page-table entries to outside RAM, free / slab / table / refcount-0 "
-                 "pages, bad swap entries, reserved bits and invalid upper levels", run, RULES)
+CHECK = Check(
+    name=NAME,
+    description="page-table entries to outside RAM, free / slab / table / refcount-0 pages, "
+                "bad swap entries, reserved bits and invalid upper levels",
+    run=run,
+    rules=RULES,
+    order=50,
+)

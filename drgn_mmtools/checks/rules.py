@@ -4,7 +4,7 @@ Every finding and every info record a check emits names the rule that
 produced it (``rule`` in the JSON).  Each rule lists the fixture cases that
 fire it and the legitimate designs that must not raise it above ``info``;
 the test suite checks both against the shipped dumps and live guests, and
-``python3 -m drgn_mmtools.rules`` prints the table that README.md carries.
+``python3 -m drgn_mmtools.checks.rules`` prints the table that README.md carries.
 
 Fixture cases are named ``scenario:case`` after the records the fixture
 scenarios write into each manifest (``fixtures/scenarios/*.c``).
@@ -36,7 +36,7 @@ class Rule:
 
 def all_rules() -> dict[str, tuple[Rule, ...]]:
     """Every check's rules, by check name, in the order the checks run."""
-    from .checks import all_checks
+    from .base import all_checks
 
     return {name: spec.rules for name, spec in all_checks().items()}
 

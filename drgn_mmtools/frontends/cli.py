@@ -14,10 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .dumpfile import elf_section_names
-from .summary import kernel_summary
-from .target import TargetError, TargetSpec, open_program, quiet_drgn_logs
+from .. import __version__
+from ..dumpfile import elf_section_names
+from ..kernel.summary import kernel_summary
+from ..kernel.probe import quiet_drgn_logs
+from ..target import TargetError, TargetSpec, open_program
 
 CHECK_HELP = """exit status: 0 no findings and every read succeeded; 1 findings; 2 the
 tool could not do its job: the target or its debug info could not be opened,
@@ -136,23 +137,23 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .context import Context, Options
-    from .embedded import target_of
-    from .render import jsonout, text
-    from .render.term import Console
-    from .runner import CHECK_TIMEOUT, exit_code, run_checks
+    from ..analysis.session import Session, Options
+    from ..report.target import describe_target
+    from ..report import jsonout, text
+    from ..report.term import Console
+    from ..checks.runner import CHECK_TIMEOUT, exit_code, run_checks
 
     check_sampling(args)
     check_output_path(args.output)
     spec = target_spec(args)
     prog = open_program(spec)
-    target = target_of(prog, spec.describe())
+    target = describe_target(prog, spec.describe())
     options = Options(live=target["live"], sample_seconds=args.interval, samples=args.samples,
                       workers=args.jobs)
     err = Console(stderr=True)
     progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
                 ) if err.is_terminal else None
-    results = run_checks(Context(prog, options, spec), args.check, progress,
+    results = run_checks(Session(prog, options, spec), args.check, progress,
                          check_timeout=args.check_timeout or CHECK_TIMEOUT,
                          run_timeout=args.timeout)
     code = exit_code(results)
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--format", choices=("text", "json"), default="text")
     info.set_defaults(func=cmd_info)
 
-    from .checks import all_checks
+    from ..checks import all_checks
     check = sub.add_parser("check", help="run checks; exit 0 clean, 1 findings, 2 error",
                            epilog=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_target_arguments(check)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 
-from ..findings import CheckResult, Finding
+from .findings import CheckResult, Finding
 from .next_steps import next_commands
 from .safe import printable
 from .term import Console, Text

@@ -10,14 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ("CappedFindings", "CheckResult", "Finding", "SEVERITIES", "one_line")
+__all__ = ("CappedFindings", "CheckResult", "Finding", "SEVERITIES")
 
 SEVERITIES = ("error", "warning")
-
-
-def one_line(err: BaseException) -> str:
-    """An exception's message on one line (its type name when it has none)."""
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 @dataclass(frozen=True)

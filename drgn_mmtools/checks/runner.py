@@ -10,9 +10,10 @@ import traceback
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Sequence
 
-from .checks import CheckSpec, all_checks
-from .context import Context
-from .findings import CheckResult, one_line
+from .base import Check, all_checks
+from ..analysis.session import Session
+from ..report.findings import CheckResult
+from ..kernel.probe import one_line
 
 #: Seconds one check may run by default.  A full scan of a 16 GiB dump takes
 #: about a second; a check still running after this is caught in a loop.
@@ -56,7 +57,7 @@ def deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-def run_checks(ctx: Context, names: Iterable[str] | None = None,
+def run_checks(ctx: Session, names: Iterable[str] | None = None,
                progress: Callable[[str], None] | None = None,
                check_timeout: float | None = CHECK_TIMEOUT,
                run_timeout: float | None = None) -> list[CheckResult]:
@@ -72,7 +73,7 @@ def run_checks(ctx: Context, names: Iterable[str] | None = None,
     run_end = None if run_timeout is None else time.monotonic() + run_timeout
     results = []
     for name in chosen:
-        spec: CheckSpec = specs[name]
+        spec: Check = specs[name]
         result = CheckResult(name)
         start = time.monotonic()
         limit = check_timeout

@@ -18,8 +18,9 @@ import drgn
 
 from .probe import object_value
 
-__all__ = ("Corrupt", "Leaf", "PageTableFormat", "PageTableWalk", "page_table_format",
-           "reserved_address_bits", "walk_user_page_tables")
+__all__ = ("Corrupt", "Leaf", "LevelEntry", "PageTableFormat", "PageTableWalk",
+           "entry_bit_names", "page_table_format", "reserved_address_bits", "translate",
+           "walk_user_page_tables")
 
 
 class PageTableFormat(NamedTuple):
@@ -280,3 +281,98 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
             stack.append((words, level, base, i, here))
             stack.append((child, level - 1, va, 0, phys))
             break
+
+
+class LevelEntry(NamedTuple):
+    """One step of a page-table walk for one address."""
+
+    level: int  #: 0 is the PTE level
+    level_name: str  #: "pgd", "p4d", "pud", "pmd" or "pte"
+    table: int  #: physical address of the table read
+    index: int  #: entry index within it
+    value: int  #: the raw entry
+    kind: str  #: "table", "leaf", "none", "swap" (non-present, not none), "protnone", "bad"
+    bits: tuple[str, ...]  #: the entry's set bits, named for the arch
+    phys: int | None  #: the next table's or the leaf's physical address
+
+
+_X86_BITS = ((0, "PRESENT"), (1, "RW"), (2, "USER"), (3, "PWT"), (4, "PCD"), (5, "ACCESSED"),
+             (6, "DIRTY"), (7, "PSE"), (8, "GLOBAL"), (9, "SPECIAL"), (11, "SOFT_DIRTY"),
+             (58, "DEVMAP"), (63, "NX"))
+_ARM_BITS = ((0, "VALID"), (1, "TABLE"), (6, "USER"), (7, "RDONLY"), (10, "AF"), (11, "NG"),
+             (51, "DBM"), (52, "CONT"), (53, "PXN"), (54, "UXN"), (55, "DIRTY"), (56, "SPECIAL"),
+             (57, "DEVMAP"), (58, "PROT_NONE"))
+
+
+def entry_bit_names(arch: str, value: int) -> tuple[str, ...]:
+    """The set bits of a page-table entry, by the kernel's names for ``arch``
+    ("x86_64": ``_PAGE_*``; "aarch64": ``PTE_*``/descriptor bits)."""
+    table = _X86_BITS if arch == "x86_64" else _ARM_BITS
+    return tuple(name for bit, name in table if value >> bit & 1)
+
+
+def translate(prog: drgn.Program, pgd: int, vaddr: int) -> list[LevelEntry]:
+    """The walk of one user address under ``pgd`` (``mm->pgd``), level by
+    level from the top, as the MMU would do it; x86_64 and aarch64.
+
+    :returns: the entries read; the last is the leaf, a none or non-present
+        entry, or one the walk refuses ("bad").
+    :raises drgn.FaultError: when a table cannot be read.
+    """
+    fmt = page_table_format(prog)
+    x86 = fmt.arch == "x86_64"
+    table_bytes = 1 << fmt.page_shift
+    out: list[LevelEntry] = []
+    try:
+        from drgn.helpers.linux.mm import virt_to_phys
+        table = virt_to_phys(drgn.Object(prog, "void *", pgd)).value_()
+    except Exception:  # noqa: BLE001 - no direct map: read the top by its virtual address
+        table = None
+    level = fmt.levels - 1
+    read_virtual = table is None
+    while level >= 0:
+        shift = fmt.shift(level)
+        index = (vaddr >> shift) & ((1 << fmt.bits_per_level) - 1)
+        if read_virtual:
+            e = _entries(prog.read(pgd + index * 8, 8))[0]
+            where = pgd
+        else:
+            assert table is not None
+            e = _entries(prog.read(table + index * 8, 8, True))[0]
+            where = table
+        read_virtual = False
+        bits = entry_bit_names(fmt.arch, e)
+        if not x86 and level == 0:  # bit 1 of a level-3 descriptor means "page"
+            bits = tuple("PAGE" if b == "TABLE" else b for b in bits)
+        name = fmt.level_name(level)
+        if x86:
+            present = bool(e & _X86_PRESENT)
+            none = not present and not e & ~(_X86_ACCESSED | _X86_DIRTY)
+            leaf = level == 0 or (level in (1, 2) and bool(e & _X86_PSE))
+            protnone = not present and bool(e & _X86_PROTNONE) and leaf
+            phys = e & _X86_PHYS_MASK & ~(table_bytes - 1)
+        else:
+            present = bool(e & _ARM_VALID)
+            none = e == 0
+            leaf = level == 0 or not e & _ARM_TABLE
+            protnone = not present and bool(e & _ARM_PROT_NONE) and level <= 1
+            phys = e & _ARM_OA_MASK & ~(table_bytes - 1)
+        if none:
+            out.append(LevelEntry(level, name, where, index, e, "none", bits, None))
+            break
+        if protnone:
+            out.append(LevelEntry(level, name, where, index, e, "protnone", bits,
+                                  phys & ~((1 << shift) - 1)))
+            break
+        if not present:
+            out.append(LevelEntry(level, name, where, index, e, "swap" if level <= 1 else "bad",
+                                  bits, None))
+            break
+        if leaf:
+            out.append(LevelEntry(level, name, where, index, e, "leaf", bits,
+                                  (phys & ~((1 << shift) - 1)) | (vaddr & ((1 << shift) - 1))))
+            break
+        out.append(LevelEntry(level, name, where, index, e, "table", bits, phys))
+        table = phys
+        level -= 1
+    return out

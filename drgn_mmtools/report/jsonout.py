@@ -6,7 +6,7 @@ import json
 from typing import Any, Sequence
 
 from .. import __version__
-from ..findings import CheckResult
+from .findings import CheckResult
 
 SCHEMA = "drgn-mmtools/check/2"
 

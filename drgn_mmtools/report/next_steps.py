@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ..findings import Finding
+from .findings import Finding
 
 __all__ = ("next_commands",)
 

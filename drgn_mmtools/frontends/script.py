@@ -1,6 +1,5 @@
-"""Run checks from inside drgn: its command prompt and plain drgn scripts.
-
-Both render the same typed results as the command line does.
+"""Run checks from inside drgn: plain drgn scripts (``commands/``) and the
+``%mm_*`` commands.  Both render the same typed results as the command line.
 """
 
 from __future__ import annotations
@@ -11,30 +10,19 @@ from typing import Sequence
 
 import drgn
 
-from .checks import all_checks
-from .context import Context, Options
-from .render import jsonout, text
-from .render.term import Console
-from .runner import exit_code, run_checks
-
-
-def target_of(prog: drgn.Program, description: str | None = None) -> dict:
-    """The "target" object of a report: what was inspected."""
-    from .summary import kernel_summary
-
-    s = kernel_summary(prog)
-    live = bool(prog.flags & drgn.ProgramFlags.IS_LIVE)
-    if description is None:
-        description = "the running kernel" if live else "core dump"
-    return {"description": description, "kernel_release": s.release,
-            "arch": s.machine.lower(), "live": live}
+from ..checks import all_checks
+from ..analysis.session import Session, Options
+from ..report import jsonout, text
+from ..report.term import Console
+from ..checks.runner import exit_code, run_checks
+from ..report.target import describe_target
 
 
 def run_and_render(prog: drgn.Program, names: Sequence[str], fmt: str = "text",
                    interval: float = 0.5) -> int:
     """Run checks on ``prog``, print them, and return the exit status (0/1/2)."""
-    target = target_of(prog)
-    results = run_checks(Context(prog, Options(live=target["live"], sample_seconds=interval)),
+    target = describe_target(prog)
+    results = run_checks(Session(prog, Options(live=target["live"], sample_seconds=interval)),
                          names)
     code = exit_code(results)
     if fmt == "json":

@@ -16,7 +16,7 @@ from drgn import Object
 
 from .probe import member_offsets
 
-__all__ = ("XaEntry", "XaNode", "entry_kind", "xa_entries", "xa_nodes")
+__all__ = ("XaEntry", "XaNode", "entry_kind", "xa_entries", "xa_node_slots", "xa_nodes")
 
 XA_RETRY_ENTRY = (256 << 2) | 2
 XA_ZERO_ENTRY = (257 << 2) | 2
@@ -155,6 +155,15 @@ def _walk(prog: drgn.Program, xa: Object) -> Iterator[tuple[XaNode, list[int]]]:
                 if entry_kind(slots[i], lay.chunk) == "node":
                     stack.append((slots[i] - 2, first + (i << node.shift), depth + 1,
                                   node.shift - bits))
+
+
+def xa_node_slots(xa: Object) -> Iterator[tuple[XaNode, list[int]]]:
+    """Every node of an XArray with its raw slots, parents before children.
+
+    :param xa: ``struct xarray *``
+    :raises drgn.FaultError: if a node cannot be read, or the tree is corrupted.
+    """
+    return _walk(xa.prog_, xa)
 
 
 def xa_nodes(xa: Object) -> Iterator[XaNode]:

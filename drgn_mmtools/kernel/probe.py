@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import drgn
 
 __all__ = ("LayoutError", "READ_ERRORS", "member_offsets", "object_value")
@@ -54,3 +56,13 @@ def _release(prog: drgn.Program) -> str | None:
         return prog["init_uts_ns"].name.release.string_().decode(errors="replace")
     except (KeyError, LookupError, drgn.FaultError):
         return None
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (its type name when it has none)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def quiet_drgn_logs() -> None:
+    """Keep drgn's own warnings off stderr: errors reach the user as one line."""
+    logging.getLogger("drgn").setLevel(logging.CRITICAL)

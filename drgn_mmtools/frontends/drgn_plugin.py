@@ -13,8 +13,8 @@ from drgn import Program
 from drgn.commands import CommandError, argument
 from drgn.commands.linux import linux_kernel_command
 
-from .checks import all_checks
-from .embedded import run_and_render
+from ..checks import all_checks
+from .script import run_and_render
 
 _CHECKS = list(all_checks())
 _FORMAT = argument("--format", choices=("text", "json"), default="text", help="output format")

@@ -8,8 +8,8 @@ import drgn
 from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.mm import totalram_pages
 
-from .helpers.probe import object_value
-from .helpers.walk import all_tasks
+from .probe import object_value
+from .walk import all_tasks
 
 
 #: More tasks than this in the task list means the list is corrupted.

@@ -218,7 +218,7 @@ def _worker_init(core: str, arch: str, flags: int) -> None:
     VMCOREINFO is enough for drgn to translate vmemmap addresses.  The
     platform is passed in (QEMU's kdump headers do not name it)."""
     global _WORKER_PROG
-    from ..target import quiet_drgn_logs
+    from .probe import quiet_drgn_logs
 
     quiet_drgn_logs()
     _WORKER_PROG = drgn.Program(drgn.Platform(drgn.Architecture[arch], drgn.PlatformFlags(flags)))

@@ -1,9 +1,11 @@
-"""Shared, lazily computed views of the target that several checks use.
+"""One inspection session: the program, and lazily computed views of it that
+checks and commands share.
 
 Walking every task's page tables and scanning mem_map are the costly parts
-of the checks; the :class:`Context` walks each address space once and scans
-mem_map once (:attr:`Context.page_sets`), and hands the results to all of
-them.
+of the checks; the :class:`Session` walks each address space once and scans
+mem_map once (:attr:`Session.page_sets`), and hands the results to every
+check and command.  Every cache is a typed attribute; a live session drops
+them all with :meth:`Session.refresh`.
 """
 
 from __future__ import annotations
@@ -17,20 +19,21 @@ from typing import Mapping, NamedTuple, Sequence
 
 import drgn
 
-from .dumpfile import read_header
-from .findings import one_line
-from .helpers.fs import MappingOwner, mapping_owner
-from .helpers.memmap import (MemmapScan, scan_pages, scan_pages_parallel, uncovered_zones,
+from ..dumpfile import read_header
+from ..kernel.probe import one_line
+from ..kernel.cpu_notes import qemu_cpu_states
+from ..kernel.fs import MappingOwner, mapping_owner
+from ..kernel.memmap import (MemmapScan, scan_pages, scan_pages_parallel, uncovered_zones,
                              valid_page_ranges)
-from .helpers.pageflags import ByteTest
-from .helpers.pagesets import PageSets, scan_predicates
-from .helpers.page import PageInfo, page_info
-from .helpers.pgtable import (Corrupt, Leaf, PageTableWalk, page_table_format,
+from ..kernel.pageflags import ByteTest
+from .pagesets import PageSets, scan_predicates
+from ..kernel.page import PageInfo, page_info
+from ..kernel.pgtable import (Corrupt, Leaf, PageTableWalk, page_table_format,
                               reserved_address_bits, walk_user_page_tables)
-from .helpers.swap_entry import decode_swap, swap_types
-from .helpers.tasks import MmUsers, user_mms
-from .helpers.vma import VmaMap, mm_vmas
-from .target import TargetSpec
+from ..kernel.swap_entry import decode_swap, swap_types
+from ..kernel.tasks import MmUsers, user_mms
+from ..kernel.vma import VmaMap, mm_vmas
+from ..target import TargetSpec
 
 #: Below this many struct pages (32 GiB of 4 KiB pages) starting worker
 #: processes costs about what they save (bench/memmap_scan.py: at 4 Mi pages
@@ -62,17 +65,50 @@ class Options:
     workers: int = 0  #: mem_map scan processes for compressed dumps (0: one per CPU)
 
 
-class Context:
-    """The program under inspection plus caches shared by checks."""
+class Session:
+    """The program under inspection plus caches shared by checks and commands."""
+
+    _CACHED = ("page_sets", "mm_maps", "pfn_ranges", "mm_by_pid", "qemu_cpu_states",
+               "_shared_walks")
 
     def __init__(self, prog: drgn.Program, options: Options | None = None,
                  spec: TargetSpec | None = None) -> None:
         self.prog = prog
         self.options = options or Options()
         self.spec = spec  #: how prog was opened, for worker processes
-        self.memo: dict = {}  #: results checks share, keyed by (what, of what)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Forget everything read so far (a live target has moved on)."""
+        for name in self._CACHED:
+            self.__dict__.pop(name, None)
         self.task_problems: list[str] = []  #: what the task list walk could not read
         self._pages: dict[int, PageInfo | None] = {}
+        self._owners: dict[int, MappingOwner | None] = {}
+        #: mapping-mismatch's verdicts per shared address-space walk (by id)
+        self.mismatch_cache: dict[int, list] = {}
+        #: hugetlbfs mappings seen in VMAs: address_space -> huge page order
+        self.huge_orders: dict[int, int] = {}
+
+    @cached_property
+    def _shared_walks(self) -> set[int]:
+        return {id(m) for m in self.mm_maps}
+
+    def is_shared_walk(self, mm: MmMap) -> bool:
+        """Whether ``mm`` is one of :attr:`mm_maps` (not a fresh live re-walk)."""
+        return id(mm) in self._shared_walks
+
+    @cached_property
+    def mm_by_pid(self) -> dict[int, MmMap]:
+        """The shared walk of each task's address space, by pid."""
+        return {p: mm for mm in self.mm_maps for p in mm.users.pids}
+
+    @cached_property
+    def qemu_cpu_states(self) -> list:
+        """CPU registers from a QEMU-written dump's notes (x86_64), else []."""
+        if self.spec is None or self.spec.core is None:
+            return []
+        return qemu_cpu_states(self.spec.core)
 
     @cached_property
     def page_sets(self) -> PageSets:
@@ -157,13 +193,12 @@ class Context:
     def owner(self, mapping: int) -> MappingOwner | None:
         """The inode behind ``struct address_space *`` mapping, None when
         unreadable; cached for every check."""
-        key = ("owner", mapping)
-        if key not in self.memo:
+        if mapping not in self._owners:
             try:
-                self.memo[key] = mapping_owner(self.prog, mapping)
+                self._owners[mapping] = mapping_owner(self.prog, mapping)
             except drgn.FaultError:
-                self.memo[key] = None
-        return self.memo[key]
+                self._owners[mapping] = None
+        return self._owners[mapping]
 
     def unreadable_pages(self, pfns) -> list[str]:
         """One line on the struct pages among ``pfns`` that could not be read."""

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import drgn
 
-from .memmap import MemmapScan, flag_test
-from .page import page_layout
-from .pageflags import ByteTest, page_type_tests, pageflag_bit
-from .probe import member_offsets
+from ..kernel.memmap import MemmapScan, flag_test
+from ..kernel.page import page_layout
+from ..kernel.pageflags import ByteTest, page_type_tests, pageflag_bit
+from ..kernel.probe import member_offsets
 
 __all__ = ("PageSets", "scan_predicates")
 
