@@ -33,13 +33,14 @@ class UsageError(Exception):
     """Options that cannot work; the message is one line."""
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+def add_target_arguments(parser: argparse.ArgumentParser, short_core: bool = True) -> None:
     """Arguments that choose the target and its debug info, in drgn's
-    spellings too (``-c CORE``, ``-s FILE`` repeated)."""
+    spellings too (``-c CORE``, ``-s FILE`` repeated; the shell keeps ``-c``
+    for its commands)."""
     which = parser.add_mutually_exclusive_group()
     which.add_argument("vmcore", nargs="?", type=Path, help="crash dump (ELF or kdump-compressed)")
-    which.add_argument("-c", "--core", type=Path, dest="core",
-                       help="crash dump, as drgn spells it")
+    which.add_argument(*(("-c", "--core") if short_core else ("--core",)), type=Path,
+                       dest="core", help="crash dump, as drgn spells it")
     which.add_argument("--live", action="store_true", help="the running kernel (/proc/kcore)")
     which.add_argument("--qemu", metavar="SOCKET", help="a live QEMU guest's QMP socket")
     which.add_argument("--manifest", type=Path,
@@ -187,6 +188,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_shell(args: argparse.Namespace) -> int:
+    from ..commands.workspace import Workspace
+    from .shell import Shell, split_commands
+
+    spec = target_spec(args)
+    prog = open_program(spec)
+    shell = Shell(Workspace.open(prog, spec))
+    if args.commands is not None:
+        return shell.run_lines(split_commands(args.commands))
+    if not sys.stdin.isatty():
+        return shell.run_lines(sys.stdin)
+    shell.banner()
+    return shell.interact(history=not args.no_history)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drgn-mmtools", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"drgn-mmtools {__version__}")
@@ -219,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="processes for the mem_map scan of big compressed dumps "
                             "(default: one per CPU)")
     check.set_defaults(func=cmd_check)
+
+    shell = sub.add_parser(
+        "shell", help="explore the target at a prompt (or run commands from -c or stdin)",
+        description="An interactive shell over the target: checks, findings, pages, XArrays, "
+                    "VMAs, page tables, DAX entries; 'help' lists the commands.",
+        epilog="exit status (batch use): 0 nothing found, 1 findings, 2 a command failed or "
+               "could not read everything")
+    add_target_arguments(shell, short_core=False)
+    shell.add_argument("-c", "--commands", metavar="'CMD; CMD'",
+                       help="run these commands (separated by ; or newlines) and exit")
+    shell.add_argument("--no-history", action="store_true",
+                       help="do not read or write the history file")
+    shell.set_defaults(func=cmd_shell)
     return parser
 
 
