@@ -13,7 +13,6 @@ import struct
 from pathlib import Path
 from typing import NamedTuple
 
-import drgn
 
 __all__ = ("DumpHeader", "elf_platform", "elf_section_names", "read_header")
 
@@ -56,13 +55,15 @@ def read_header(path: Path) -> DumpHeader:
     return DumpHeader("unknown", "", 0, 0)
 
 
-_EM = {62: drgn.Architecture.X86_64, 183: drgn.Architecture.AARCH64}
+def elf_platform(path: Path) -> "drgn.Platform | None":
+    """The drgn Platform of an ELF file (a vmlinux), from its e_machine.
+    (This module imports drgn only here: gdb's side of the gdb front end
+    reads ELF files with it and must not load drgn.)"""
+    import drgn
 
-
-def elf_platform(path: Path) -> drgn.Platform | None:
-    """The drgn Platform of an ELF file (a vmlinux), from its e_machine."""
+    arches = {62: drgn.Architecture.X86_64, 183: drgn.Architecture.AARCH64}
     h = read_header(path)
-    arch = _EM.get(h.elf_machine) if h.format == "elf" else None
+    arch = arches.get(h.elf_machine) if h.format == "elf" else None
     return drgn.Platform(arch) if arch is not None else None
 
 
@@ -95,3 +96,98 @@ def elf_section_names(path: Path) -> set[str]:
         end = strtab.find(b"\0", name_off)
         names.add(strtab[name_off:end if end >= 0 else None].decode(errors="replace"))
     return names
+
+
+def _sections(f, order: str) -> list[tuple[int, int, int, int, int]]:
+    """(type, offset, size, link, entsize) of every section of an open ELF64 file."""
+    f.seek(0)
+    head = f.read(64)
+    shoff, = struct.unpack_from(order + "Q", head, 40)
+    shentsize, shnum = struct.unpack_from(order + "HH", head, 58)
+    if not shoff or shnum > 1 << 16 or shentsize < 64:
+        return []
+    f.seek(shoff)
+    table = f.read(shnum * shentsize)
+    out = []
+    for i in range(shnum):
+        _name, typ, _flags, _addr, off, size, link, _info, _align, entsize = struct.unpack_from(
+            order + "IIQQQQIIQQ", table, i * shentsize)
+        out.append((typ, off, size, link, entsize))
+    return out
+
+
+def elf_symbols(path: Path, names: set[str]) -> dict[str, int]:
+    """Link-time addresses of the named symbols in an ELF64 file's
+    ``.symtab`` (a vmlinux or its debug file); names it lacks are absent.
+
+    :raises OSError: if the file cannot be read.
+    """
+    out: dict[str, int] = {}
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            return out
+        order = "<" if head[5] == 1 else ">"
+        sections = _sections(f, order)
+        for typ, off, size, link, entsize in sections:
+            if typ != 2 or link >= len(sections) or entsize < 24:  # SHT_SYMTAB
+                continue
+            _t, str_off, str_size, _l, _e = sections[link]
+            f.seek(str_off)
+            strtab = f.read(str_size)
+            f.seek(off)
+            symtab = f.read(size)
+            for i in range(0, len(symtab) - entsize + 1, entsize):
+                name_off, = struct.unpack_from(order + "I", symtab, i)
+                end = strtab.find(b"\0", name_off)
+                name = strtab[name_off:end].decode(errors="replace")
+                if name in names and name not in out:
+                    out[name] = struct.unpack_from(order + "Q", symtab, i + 8)[0]
+    return out
+
+
+class LoadSegment(NamedTuple):
+    """One PT_LOAD of an ELF core file."""
+
+    paddr: int
+    vaddr: int
+    offset: int  #: file offset
+    filesz: int
+    memsz: int
+
+
+def elf_core_layout(path: Path) -> tuple[list[LoadSegment], bytes | None]:
+    """The PT_LOAD segments of an ELF64 core file and its VMCOREINFO note
+    (None when it has none).
+
+    :raises OSError: if the file cannot be read.
+    :raises ValueError: if it is not an ELF64 file.
+    """
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            raise ValueError(f"{path}: not an ELF64 file")
+        order = "<" if head[5] == 1 else ">"
+        phoff, = struct.unpack_from(order + "Q", head, 32)
+        phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phnum * phentsize)
+        loads, vmcoreinfo = [], None
+        for i in range(phnum):
+            typ, _flags, off, vaddr, paddr, filesz, memsz, _align = struct.unpack_from(
+                order + "IIQQQQQQ", table, i * phentsize)
+            if typ == 1:  # PT_LOAD
+                loads.append(LoadSegment(paddr, vaddr, off, filesz, memsz))
+            elif typ == 4 and vmcoreinfo is None:  # PT_NOTE
+                f.seek(off)
+                notes = f.read(min(filesz, 1 << 24))
+                pos = 0
+                while pos + 12 <= len(notes):
+                    namesz, descsz, _ntype = struct.unpack_from(order + "III", notes, pos)
+                    name = notes[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+                    desc_at = pos + 12 + ((namesz + 3) & ~3)
+                    if name == b"VMCOREINFO":
+                        vmcoreinfo = notes[desc_at:desc_at + descsz]
+                        break
+                    pos = desc_at + ((descsz + 3) & ~3)
+    return loads, vmcoreinfo

@@ -25,7 +25,7 @@ def drgn(fx: Fixture, *args: str) -> str:
 
 @pytest.mark.parametrize("fx", BUGS, ids=[f.id for f in BUGS])
 def test_commands_script_runs_under_stock_drgn(fx: Fixture):
-    doc = json.loads(drgn(fx, str(ROOT / "commands" / "hwpoison_pagecache.py"), "--format", "json"))
+    doc = json.loads(drgn(fx, str(ROOT / "commands" / "check.py"), "--check", "hwpoison-pagecache", "--format", "json"))
     (check,) = doc["checks"]
     got = sorted(f["evidence"]["pfn"] for f in check["findings"])
     assert got == sorted(t["pfn"] for t in fx.truth("hwpoison") if t["in_page_cache"] or any(
@@ -53,7 +53,7 @@ def test_commands_script_runs_without_rich(tmp_path):
     (fake / "__init__.py").write_text("raise ImportError('rich is not installed here')\n")
     cmd = [sys.executable, "-m", "drgn", "-q", "-c", str(fx.dump), "-s", str(fx.vmlinux),
            *[a for m in fx.modules for a in ("-s", str(m))],
-           str(ROOT / "commands" / "hwpoison_pagecache.py")]
+           str(ROOT / "commands" / "check.py"), "--check", "hwpoison-pagecache"]
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert "Traceback" not in proc.stderr, proc.stderr

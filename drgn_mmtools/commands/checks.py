@@ -136,7 +136,16 @@ def _check(ws: Workspace, args: argparse.Namespace, records_in: list[Any] | None
         raise fail(f"unknown check {unknown[0]!r}; choose from {', '.join(all_checks())}")
     _apply_options(ws, args)
     results = ws.run_checks(args.checks or None)
-    return _findings_output(ws, results, set(args.checks) if args.checks else None)
+    return _report(ws, results, set(args.checks) if args.checks else None)
+
+
+def _report(ws: Workspace, results: list[CheckResult], only: set[str] | None) -> Output:
+    """The findings of a check run; in JSON, the check report itself."""
+    from ..report import jsonout
+
+    out = _findings_output(ws, results, only)
+    out.document = jsonout.document(results, ws.target, exit_code(results))
+    return out
 
 
 def _register_check(name: str) -> None:
@@ -144,7 +153,7 @@ def _register_check(name: str) -> None:
 
     def run(ws: Workspace, args: argparse.Namespace, records_in: list[Any] | None) -> Output:
         _apply_options(ws, args)
-        return _findings_output(ws, ws.run_checks([name]), {name})
+        return _report(ws, ws.run_checks([name]), {name})
 
     mm_command(name, check.description, arguments=check.arguments,
                examples=(name, f"{name} --format json"))(run)

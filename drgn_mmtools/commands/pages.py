@@ -14,6 +14,7 @@ from drgn.helpers.linux.mm import pfn_to_page
 from ..analysis.mismatch import in_page_cache
 from ..kernel.page import page_info
 from ..kernel.probe import READ_ERRORS, one_line
+from ..kernel.swap_entry import swap_types
 from ..report.output import Output, detail_field, hex_field
 from .registry import fail, mm_command, pluck
 from .resolve import number, pfn_of
@@ -87,9 +88,13 @@ def page_record(ws: Workspace, pfn: int, taken_as: str = "pfn") -> PageRecord:
         rec.mapped_by.append({"pid": mm.users.pids[0], "comm": mm.users.comms[0],
                               "address": leaf.vaddr + ((pfn - leaf.pfn) << session.page_shift),
                               "entry": "present"})
+    types = swap_types(prog)
     for mm, va, level, swap_type in session.swap_refs({pfn})[pfn]:
+        # SWP_HWPOISON is MAX_SWAPFILES; migration and device entries come after it.
+        kind = ("hwpoison-entry" if swap_type == types.max_swapfiles
+                else f"special swap entry (type {swap_type})")
         rec.mapped_by.append({"pid": mm.users.pids[0], "comm": mm.users.comms[0],
-                              "address": va, "entry": f"swap type {swap_type}"})
+                              "address": va, "entry": kind})
     return rec
 
 

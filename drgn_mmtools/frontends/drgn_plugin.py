@@ -1,60 +1,68 @@
-"""drgn plugin: the checks as commands at drgn's prompt (``%mm_check``).
+"""drgn plugin: our commands at drgn's prompt.
 
 Registered through the ``drgn.plugins`` entry point group; drgn imports this
-module when a program is set, which registers the commands below.
+module when a program is set.  ``%mm LINE`` runs any line of the shell,
+structured pipes included (``%mm findings --check hwpoison-pagecache |
+page``); ``%mm_NAME ARGS`` runs one command (``%mm_page 0x1fd3d``,
+``%mm_check dax-entries --format json``).  Both parse with the same
+declarations as the shell and gdb, render with rich, and raise drgn's
+:class:`~drgn.commands.CommandError` on bad input.
 """
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from drgn import Program
-from drgn.commands import CommandError, argument
-from drgn.commands.linux import linux_kernel_command
+from drgn import Program, ProgramFlags
+from drgn.commands import CommandError
+from drgn.commands.linux import linux_kernel_raw_command
 
-from ..checks import all_checks
-from .script import run_and_render
+from ..commands import COMMANDS
+from ..commands.workspace import workspace_for
 
-_CHECKS = list(all_checks())
-_FORMAT = argument("--format", choices=("text", "json"), default="text", help="output format")
-
-
-@linux_kernel_command(
-    description="run drgn-mmtools checks on this kernel",
-    long_description="Runs the memory-management checks (all by default) and prints "
-                     "their findings. Exit status of the pipeline tool: 0 clean, 1 findings.",
-    arguments=(
-        argument("checks", nargs="*", metavar="CHECK",
-                 help="checks to run (all by default): " + ", ".join(_CHECKS)),
-        _FORMAT,
-        argument("--interval", type=float, default=0.5,
-                 help="live targets: seconds between fault-counter samples"),
-    ),
-)
-def _cmd_mm_check(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
-    unknown = [c for c in args.checks if c not in _CHECKS]
-    if unknown:
-        raise CommandError(f"unknown check {unknown[0]!r}; choose from {', '.join(_CHECKS)}")
-    if not 0 < args.interval <= 3600:
-        raise CommandError(f"--interval {args.interval}: give seconds between samples, more "
-                           f"than 0 and at most 3600")
-    run_and_render(prog, args.checks or _CHECKS, args.format, args.interval)
+__all__ = ("run_at_prompt",)
 
 
-def _single(check: str):
-    def cmd(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
-        run_and_render(prog, [check], args.format)
-    return cmd
+def run_at_prompt(prog: Program, line: str) -> int:
+    """Run one shell line on ``prog``'s workspace, printing to stdout.
+
+    :raises CommandError: the line's error, one line.
+    """
+    from .shell import Shell
+
+    ws = workspace_for(prog)
+    if prog.flags & ProgramFlags.IS_LIVE:
+        ws.session.refresh()
+        ws.results = []
+    shell = Shell(ws)
+    status = shell.execute(line, raise_errors=True)
+    return status
 
 
-for _check in _CHECKS:
-    linux_kernel_command(
-        name="mm_" + _check.replace("-", "_"),
-        description=all_checks()[_check].description,
-        arguments=(_FORMAT,),
-    )(_single(_check))
+def _register(name: str, description: str, prefix: str, usage: str) -> None:
+    def run(prog: Program, cmd_name: str, args: str, **kwargs: Any) -> None:
+        run_at_prompt(prog, f"{prefix}{args}".strip())
+
+    linux_kernel_raw_command(name=name, description=description, usage=usage,
+                             long_description=description + ". 'mm help' lists the commands, "
+                             "'mm help CMD' shows one with examples.")(run)
+
+
+def _usage(name: str) -> str:
+    from ..commands import MM_NAMESPACE
+    cmd = MM_NAMESPACE._commands[name]
+    return cmd.format_usage().replace(name, f"**mm_{name.replace('-', '_')}**", 1)
+
+
+_register("mm", "drgn-mmtools: run a line of the mm shell (structured pipes included)", "",
+          "**mm** COMMAND [ARGS] [| COMMAND [ARGS]]... [| SHELL-COMMAND] [> FILE]")
+for _name, _info in COMMANDS.items():
+    _register("mm_" + _name.replace("-", "_"), f"drgn-mmtools: {_info.description}",
+              _name + " ", _usage(_name))
 
 
 def drgn_prog_set(prog: Program) -> None:
     """Plugin hook; the commands are registered at import time."""
+
+
+_ = CommandError  # re-exported for callers that catch it

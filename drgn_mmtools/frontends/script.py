@@ -45,3 +45,13 @@ def script_main(prog: drgn.Program, default_checks: Sequence[str] | None = None,
                      f"and at most 3600")
     return run_and_render(prog, args.check or list(default_checks or all_checks()), args.format,
                           args.interval)
+
+
+def shell_main(prog: drgn.Program, lines: Sequence[str]) -> int:
+    """Entry point of ``commands/mm.py``: run shell lines (from the
+    arguments, else stdin) on ``prog``; returns the shell's status."""
+    from ..commands.workspace import workspace_for
+    from .shell import Shell
+
+    shell = Shell(workspace_for(prog))
+    return shell.run_lines(lines if lines else sys.stdin)

@@ -155,27 +155,33 @@ class Shell:
 
     # -- running one line ---------------------------------------------------
 
-    def execute(self, line: str) -> int:
+    def execute(self, line: str, raise_errors: bool = False) -> int:
         """Run one command line and render its result; returns its status
         (0, 1 findings, 2 error) and folds it into :attr:`status`.  Errors
-        are one line on stderr."""
+        are one line on stderr, or a :class:`CommandError` with
+        ``raise_errors`` (drgn's prompt)."""
         line = line.strip()
         if not line or line.startswith("#"):
             return 0
+        message = None
         try:
             with self._progress():
                 status = self._execute(line)
         except KeyboardInterrupt:
             self.err.print("interrupted", style="yellow")
             status = 2
+        except EOFError:
+            raise  # exit, quit
         except (CommandError, SyntaxError) as e:
-            self._error(str(e) if isinstance(e, CommandError) else f"syntax error: {e.msg}")
-            status = 2
+            message = str(e) if isinstance(e, CommandError) else f"syntax error: {e.msg}"
         except READ_ERRORS as e:
-            self._error(f"cannot read: {one_line(e)}")
-            status = 2
+            message = f"cannot read: {one_line(e)}"
         except Exception as e:  # noqa: BLE001 - the session survives any command
-            self._error(f"internal error: {type(e).__name__}: {one_line(e)}")
+            message = f"internal error: {type(e).__name__}: {one_line(e)}"
+        if message is not None:
+            if raise_errors:
+                raise CommandError(message)
+            self._error(message)
             status = 2
         self.status = max(self.status, status)
         try:

@@ -53,6 +53,9 @@ class Output:
     #: what this output says about the target, as the check exit status
     #: does: 0 nothing found, 1 findings, 2 partial or failed
     status: int = 0
+    #: a whole document that stands for this output in JSON (the checks
+    #: write their ``drgn-mmtools/check/2`` report), else None
+    document: dict[str, Any] | None = None
 
 
 def record_dict(record: Any) -> dict[str, Any]:
@@ -68,6 +71,8 @@ def record_dict(record: Any) -> dict[str, Any]:
 
 def to_json(output: Output) -> str:
     """The output as one JSON document (``--format json``)."""
+    if output.document is not None:
+        return json.dumps(output.document, indent=2, ensure_ascii=True, default=str)
     doc = {"schema": SCHEMA, "command": output.command, "kind": output.kind,
            "title": output.title, "status": output.status,
            "records": [record_dict(r) for r in output.records],

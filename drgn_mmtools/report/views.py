@@ -109,15 +109,28 @@ def render(console: Any, output: Output) -> None:
         console.print(root)
     elif output.records:
         cols = _columns(output)
+        rows = [[printable(format_value(record_dict(r)[name], fmt)) for name, fmt in cols]
+                for r in output.records]
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-        for name, fmt in cols:
+        needed = 0
+        for i, (name, fmt) in enumerate(cols):
             numeric = fmt == "hex" or isinstance(record_dict(output.records[0])[name], int)
-            table.add_column(name, no_wrap=name not in WRAPPING, overflow="fold",
+            whole = name not in WRAPPING
+            # Columns that do not wrap keep their widest value: an address is
+            # never cut, the table grows past the screen instead.
+            width = max([len(name), *(len(row[i]) for row in rows)]) if whole else None
+            needed += (width or min(24, max([len(name), *(len(row[i]) for row in rows)]))) + 2
+            table.add_column(name, no_wrap=whole, overflow="fold", min_width=width,
                              justify="right" if numeric and fmt != "hex" else "left")
-        for record in output.records:
-            d = record_dict(record)
-            table.add_row(*(text(format_value(d[name], fmt)) for name, fmt in cols))
-        console.print(table)
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        width = console.width
+        if needed > width:
+            console.width = needed  # wider than the screen, rather than cut an address
+        try:
+            console.print(table, crop=False)
+        finally:
+            console.width = width
     else:
         console.print(text(f"no {output.kind} records", "dim"))
     for note in output.notes:

@@ -1,6 +1,8 @@
-"""drgn script: every drgn-mmtools check.
+"""drgn script: the drgn-mmtools check report, as the pipeline writes it.
 
-    drgn -c VMCORE -s VMLINUX commands/all_checks.py [--format json] [--check NAME ...]
+    drgn -c VMCORE -s VMLINUX commands/check.py [--check NAME ...] [--format json]
+
+Exit status: 0 clean, 1 findings, 2 a check failed or could not read everything.
 """
 import os
 import sys
