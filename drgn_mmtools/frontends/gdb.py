@@ -90,11 +90,14 @@ class Target:
             env["MM_GDB_TARGET"] = "gdb remote target (QEMU gdbstub)"
             self.physical_mode(False)  # a stub left in physical mode by an earlier gdb
         if self.arch == "aarch64":
-            try:
-                env["MM_GDB_VBAR"] = hex(int(gdb.selected_frame().read_register("VBAR_EL1"))
-                                         & ((1 << 64) - 1))
-            except (gdb.error, ValueError):
-                pass
+            # VBAR_EL1 holds the kernel's relocated 'vectors'; QEMU 7.2 names it VBAR.
+            for name in ("VBAR_EL1", "VBAR"):
+                try:
+                    env["MM_GDB_VBAR"] = hex(int(gdb.selected_frame().read_register(name))
+                                             & ((1 << 64) - 1))
+                    break
+                except (gdb.error, ValueError):
+                    continue
         width = gdb.parameter("width")
         env["COLUMNS"] = str(width if isinstance(width, int) and 40 <= width < 10000 else 200)
         rx_r, rx_w = os.pipe()  # worker -> gdb
