@@ -192,7 +192,7 @@ class Shell:
 
     def _error(self, message: str) -> None:
         from rich.text import Text
-        self.err.print(Text(printable(f"error: {message}"), style="red"))
+        self.err.print(Text(printable(f"error: {message}"), style="red"), soft_wrap=True)
 
     def _execute(self, line: str) -> int:
         name = line.split(None, 1)[0]
