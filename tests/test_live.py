@@ -27,13 +27,27 @@ from .tool import cli, cli_json
 pytestmark = pytest.mark.live
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def guest_gdb_port(workdir) -> str:
+    """The gdbstub port from the guest's recorded QEMU command line."""
+    import re
+    return re.search(r"-gdb tcp:127\.0\.0\.1:(\d+)", (workdir / "qemu.cmdline").read_text()).group(1)
+
+
 @pytest.fixture(scope="module", params=sorted(ARCHES))
 def live(request, tmp_path_factory):
     arch = ARCHES[request.param]
     if shutil.which(arch.qemu) is None:
         pytest.fail(f"{arch.qemu} is not installed")
     workdir = tmp_path_factory.mktemp(f"live-{arch.name}")
-    guest = lab.boot_shipped(arch, "bugs", workdir)
+    guest = lab.boot_shipped(arch, "bugs", workdir, gdb_port=free_port())
+    guest.gdb_port = int(guest_gdb_port(workdir))
     try:
         guest.wait_ready(timeout=900)
         yield guest, attach(guest)

@@ -168,8 +168,10 @@ class Shell:
             with self._progress():
                 status = self._execute(line)
         except KeyboardInterrupt:
+            # The user stopped it: nothing was found or failed, so the
+            # session's status is left as it was.
             self.err.print("interrupted", style="yellow")
-            status = 2
+            return 130
         except EOFError:
             raise  # exit, quit
         except (CommandError, SyntaxError) as e:
