@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import drgn
 
 
 __all__ = ("DumpHeader", "elf_platform", "elf_section_names", "read_header")
@@ -55,7 +58,7 @@ def read_header(path: Path) -> DumpHeader:
     return DumpHeader("unknown", "", 0, 0)
 
 
-def elf_platform(path: Path) -> "drgn.Platform | None":
+def elf_platform(path: Path) -> drgn.Platform | None:
     """The drgn Platform of an ELF file (a vmlinux), from its e_machine.
     (This module imports drgn only here: gdb's side of the gdb front end
     reads ELF files with it and must not load drgn.)"""

@@ -64,6 +64,17 @@ class Options:
     min_fault_rate: float = 50.0  #: fault-retry: faults/s that count as a loop
     workers: int = 0  #: mem_map scan processes for compressed dumps (0: one per CPU)
 
+    def problem(self) -> str | None:
+        """Why these options cannot work (one line), or None."""
+        if not 0 < self.sample_seconds <= 3600:
+            return (f"--interval {self.sample_seconds}: give seconds between samples, more "
+                    f"than 0 and at most 3600")
+        if not 2 <= self.samples <= 1000:
+            return f"--samples {self.samples}: give 2 to 1000 samples"
+        if not self.min_fault_rate > 0:
+            return f"--min-fault-rate {self.min_fault_rate}: give faults per second above 0"
+        return None
+
 
 class Session:
     """The program under inspection plus caches shared by checks and commands."""

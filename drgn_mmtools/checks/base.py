@@ -21,7 +21,7 @@ from ..analysis.session import Session
 from ..report.findings import CheckResult
 from .rules import Rule
 
-__all__ = ("Check", "all_checks")
+__all__ = ("Check", "all_checks", "check_arguments", "apply_arguments")
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,23 @@ def all_checks() -> dict[str, Check]:
         if isinstance(check, Check):
             found.append(check)
     return {c.name: c for c in sorted(found, key=lambda c: (c.order, c.name))}
+
+
+def check_arguments() -> tuple[argument, ...]:
+    """Every check's arguments, each once (checks may share one)."""
+    seen, out = set(), []
+    for check in all_checks().values():
+        for arg in check.arguments:
+            if arg.args not in seen:
+                seen.add(arg.args)
+                out.append(arg)
+    return tuple(out)
+
+
+def apply_arguments(options, namespace) -> None:
+    """Copy parsed check arguments (by ``dest``) onto ``options``."""
+    for arg in check_arguments():
+        dest = arg.kwargs.get("dest") or arg.args[-1].lstrip("-").replace("-", "_")
+        value = getattr(namespace, dest, None)
+        if value is not None:
+            setattr(options, dest, value)

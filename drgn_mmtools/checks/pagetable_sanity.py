@@ -22,6 +22,8 @@ except for tail pages, whose slab state and refcount live in their head.
 
 from __future__ import annotations
 
+import os
+
 from .base import Check
 from ..analysis.session import Session
 from ..report.findings import CappedFindings, CheckResult
@@ -36,7 +38,8 @@ RULES = (
     Rule("outside-vma", "error", "a present leaf entry where no VMA is (the VMA walk being "
          "complete, and nobody holding the mmap_lock)", fires=("ptcorrupt:pte-outside",), legit=("any task",)),
     Rule("in-flux", "info", "present entries outside any VMA while the address space's "
-         "mmap_lock is held: munmap takes VMAs out before it zaps their entries",
+         "mmap_lock is held (munmap takes VMAs out before it zaps their entries), or in the "
+         "reading process itself on a live kernel",
          fires=("control:busy, when a dump catches it in munmap",), transient=True),
     Rule("outside-ram", "error", "a present leaf in a VMA that is not PFN-mapped points at a "
          "pfn without a struct page", fires=("ptcorrupt:pte-beyond",),
@@ -110,13 +113,20 @@ def still_wrong(ctx: Session, rule: str, pfn: int) -> bool:
     return True
 
 
-def confirmed(ctx: Session, mm, found: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+def confirmed(ctx: Session, mm, found: list[tuple[str, str, dict]]
+              ) -> tuple[list[tuple[str, str, dict]], bool]:
     """Live: the findings of one address space that a second walk of its VMAs
     and page tables, and a fresh read of each struct page, still show.  A
-    task that maps and unmaps memory changes both under the reader."""
+    task that maps and unmaps memory changes both under the reader.
+
+    :returns: the confirmed findings, and whether the mmap_lock was seen
+        held just before or after the second walk (munmap in progress).
+    """
     if not ctx.options.live or not found:
-        return found
+        return found, False
+    held = bool(mmap_lock_held(mm.users.mm))
     fresh = ctx.walk_mm(mm.users)
+    held = held or bool(mmap_lock_held(mm.users.mm))
     leaves = {leaf.vaddr: leaf for leaf in fresh.leaves}
     entries = {(c.vaddr, c.level, c.value) for c in fresh.corrupt}
     entries |= set(fresh.nonpresent)
@@ -133,7 +143,7 @@ def confirmed(ctx: Session, mm, found: list[tuple[str, str, dict]]) -> list[tupl
             continue
         if still_wrong(ctx, rule, leaf.pfn):
             out.append((rule, summary, ev))
-    return out
+    return out, held
 
 
 def _corrupt_rule(why: str) -> str:
@@ -199,13 +209,19 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
                           "flags": list(page.flag_names)} if page else {})
                 found.append((rule, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
                               f"(pfn {leaf.pfn:#x})", {**ev, **extra}))
-        in_flux = None
-        for rule, summary, ev in confirmed(ctx, mm, found):
+        kept, held = confirmed(ctx, mm, found)
+        # Why entries outside VMAs may be a passing state: "lock" (munmap in
+        # progress), or "reader" (this very process, live on /proc/kcore,
+        # maps and unmaps as it reads).
+        flux = "lock" if held else ("reader" if ctx.spec is not None and ctx.spec.live
+                                    and os.getpid() in mm.users.pids else None)
+        for rule, summary, ev in kept:
             if rule == "outside-vma":
-                if in_flux is None:
-                    in_flux = bool(mmap_lock_held(mm.users.mm))
-                if in_flux:
-                    result.record("entry_outside_vma", "in-flux", mmap_lock_held=True, **ev)
+                if flux is None and mmap_lock_held(mm.users.mm):
+                    flux = "lock"
+                if flux:
+                    result.record("entry_outside_vma", "in-flux",
+                                  mmap_lock_held=flux == "lock", **ev)
                     continue
             capped.add(rule, summary, **ev)
         capped.close()

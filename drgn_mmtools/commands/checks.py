@@ -10,6 +10,7 @@ from typing import Any
 from drgn.commands import argument
 
 from ..checks import all_checks
+from ..checks.base import apply_arguments, check_arguments
 from ..checks.runner import exit_code
 from ..report.findings import CheckResult, Finding
 from ..report.output import Output, detail_field
@@ -101,32 +102,17 @@ def _findings_output(ws: Workspace, results: list[CheckResult], only: set[str] |
 
 
 def _apply_options(ws: Workspace, args: argparse.Namespace) -> None:
-    for name in ("sample_seconds", "samples", "min_fault_rate"):
-        value = getattr(args, name, None)
-        if value is not None:
-            setattr(ws.session.options, name, value)
-    if not 0 < ws.session.options.sample_seconds <= 3600:
-        raise fail(f"--interval {ws.session.options.sample_seconds}: give seconds between "
-                   f"samples, more than 0 and at most 3600")
-    if not 2 <= ws.session.options.samples <= 1000:
-        raise fail(f"--samples {ws.session.options.samples}: give 2 to 1000 samples")
-
-
-def _all_check_arguments() -> tuple[argument, ...]:
-    seen, out = set(), []
-    for c in all_checks().values():
-        for a in c.arguments:
-            if a.args not in seen:
-                seen.add(a.args)
-                out.append(a)
-    return tuple(out)
+    apply_arguments(ws.session.options, args)
+    problem = ws.session.options.problem()
+    if problem:
+        raise fail(problem)
 
 
 @mm_command(
     "check", "run checks (all by default) and list their findings, numbered",
     arguments=(argument("checks", nargs="*", metavar="CHECK",
                         help="checks to run: " + ", ".join(all_checks())),
-               *_all_check_arguments()),
+               *check_arguments()),
     examples=("check", "check fault-retry hwpoison-pagecache", "check --format json > report.json"),
     completes=("check",),
 )

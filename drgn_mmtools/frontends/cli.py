@@ -111,11 +111,14 @@ def check_output_path(path: Path | None) -> None:
 
 
 def check_sampling(args: argparse.Namespace) -> None:
-    if not args.interval > 0 or args.interval > 3600:
-        raise UsageError(f"--interval {args.interval}: give seconds between samples, "
-                         f"more than 0 and at most 3600")
-    if not 2 <= args.samples <= 1000:
-        raise UsageError(f"--samples {args.samples}: give 2 to 1000 samples")
+    from ..analysis.session import Options
+    from ..checks.base import apply_arguments
+
+    options = Options()
+    apply_arguments(options, args)
+    problem = options.problem()
+    if problem:
+        raise UsageError(problem)
     for name in ("timeout", "check_timeout"):
         value = getattr(args, name)
         if value is not None and not value > 0:
@@ -142,6 +145,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..report.target import describe_target
     from ..report import jsonout, text
     from ..report.term import Console
+    from ..checks.base import apply_arguments
     from ..checks.runner import CHECK_TIMEOUT, exit_code, run_checks
 
     check_sampling(args)
@@ -149,8 +153,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec = target_spec(args)
     prog = open_program(spec)
     target = describe_target(prog, spec.describe())
-    options = Options(live=target["live"], sample_seconds=args.interval, samples=args.samples,
-                      workers=args.jobs)
+    options = Options(live=target["live"], workers=args.jobs)
+    apply_arguments(options, args)
     err = Console(stderr=True)
     progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
                 ) if err.is_terminal else None
@@ -222,10 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--output", "-o", type=Path, help="write the report here")
     check.add_argument("--verbose", "-v", action="store_true",
                        help="text: list every check's records too (DAX entries, candidates)")
-    check.add_argument("--interval", type=float, default=0.5,
-                       help="live targets: seconds between fault-counter samples")
-    check.add_argument("--samples", type=int, default=4,
-                       help="live targets: fault-counter samples to take (at least 2)")
+    from ..checks.base import check_arguments
+    for arg in check_arguments():  # declared by the checks themselves (fault-retry's)
+        check.add_argument(*arg.args, **arg.kwargs)
     check.add_argument("--timeout", type=float, metavar="SECONDS",
                        help="stop the whole run after this long; checks cut short report "
                             "what they had, as timed out")

@@ -19,11 +19,12 @@ from ..report.target import describe_target
 
 
 def run_and_render(prog: drgn.Program, names: Sequence[str], fmt: str = "text",
-                   interval: float = 0.5) -> int:
-    """Run checks on ``prog``, print them, and return the exit status (0/1/2)."""
+                   options: Options | None = None) -> int:
+    """Run checks on ``prog``, print the report, and return the exit status (0/1/2)."""
     target = describe_target(prog)
-    results = run_checks(Session(prog, Options(live=target["live"], sample_seconds=interval)),
-                         names)
+    options = options or Options()
+    options.live = target["live"]
+    results = run_checks(Session(prog, options), names)
     code = exit_code(results)
     if fmt == "json":
         print(jsonout.dumps(jsonout.document(results, target, code)))
@@ -34,17 +35,22 @@ def run_and_render(prog: drgn.Program, names: Sequence[str], fmt: str = "text",
 
 def script_main(prog: drgn.Program, default_checks: Sequence[str] | None = None,
                 argv: Sequence[str] | None = None) -> int:
-    """Entry point of the scripts in commands/: ``drgn -c CORE -s VMLINUX commands/X.py``."""
+    """Entry point of ``commands/check.py``: ``drgn -c CORE -s VMLINUX commands/check.py``."""
+    from ..checks.base import apply_arguments, check_arguments
+
     parser = argparse.ArgumentParser(prog=sys.argv[0] if sys.argv else "drgn-mmtools")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--check", action="append", choices=list(all_checks()))
-    parser.add_argument("--interval", type=float, default=0.5)
+    for arg in check_arguments():
+        parser.add_argument(*arg.args, **arg.kwargs)
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
-    if not 0 < args.interval <= 3600:
-        parser.error(f"--interval {args.interval}: give seconds between samples, more than 0 "
-                     f"and at most 3600")
+    options = Options()
+    apply_arguments(options, args)
+    problem = options.problem()
+    if problem:
+        parser.error(problem)
     return run_and_render(prog, args.check or list(default_checks or all_checks()), args.format,
-                          args.interval)
+                          options)
 
 
 def shell_main(prog: drgn.Program, lines: Sequence[str]) -> int:

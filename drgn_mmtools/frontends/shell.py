@@ -140,7 +140,8 @@ class Shell:
 
         def n(v: int | None, scale: int = 1) -> str:
             return "?" if v is None else str(v // scale)
-        return printable(f"Linux {s.release} ({s.machine}), {n(s.online_cpus)} CPUs, "
+        arch = self.ws.target["arch"]
+        return printable(f"Linux {s.release} ({arch}), {n(s.online_cpus)} CPUs, "
                          f"{n(s.total_ram_bytes, 1 << 20)} MiB, {n(s.tasks)} tasks; "
                          f"{self.ws.target['description']}")
 
@@ -165,8 +166,7 @@ class Shell:
             return 0
         message = None
         try:
-            with self._progress():
-                status = self._execute(line)
+            status = self._execute(line)
         except KeyboardInterrupt:
             # The user stopped it: nothing was found or failed, so the
             # session's status is left as it was.
@@ -213,7 +213,8 @@ class Shell:
         if name in COMMANDS:
             plan = parse_line(line)
             fmt = _take_format(plan)
-            out = run_plan(self.ws, plan, line)
+            with self._progress():  # gone from the screen before the result is drawn
+                out = run_plan(self.ws, plan, line)
             self._emit(out, plan, fmt)
             return out.status
         return self._drgn(name, line)
