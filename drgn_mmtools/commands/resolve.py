@@ -11,10 +11,10 @@ from drgn.helpers.linux.pid import find_task
 
 from ..kernel.dcache import inodes_by_number, lookup_inode
 from ..kernel.probe import READ_ERRORS, one_line
-from .registry import fail
+from .registry import fail, pluck
 from .workspace import Workspace
 
-__all__ = ("number", "task_of", "pfn_of", "mapping_of")
+__all__ = ("number", "pids_of", "task_of", "pfn_of", "mapping_of")
 
 
 def number(text: str | int, what: str) -> int:
@@ -28,6 +28,18 @@ def number(text: str | int, what: str) -> int:
             return int(text, 16)
         except ValueError:
             raise fail(f"{what} {text!r}: not a number") from None
+
+
+def pids_of(command: str, given: list[str], records_in: list | None) -> list[int]:
+    """The pids given on the line, then those of piped records, each once.
+
+    :raises CommandError: when there are none.
+    """
+    pids = [number(p, "PID") for p in given]
+    pids += [p for p in (pluck(r, "pid") for r in records_in or ()) if p is not None]
+    if not pids:
+        raise fail(f"{command}: give a PID, or pipe records that have a pid")
+    return list(dict.fromkeys(pids))
 
 
 def task_of(ws: Workspace, pid: int) -> Object:

@@ -114,15 +114,10 @@ class FrameRecord:
 )
 def _stack(ws: Workspace, args: argparse.Namespace, records_in: list[Any] | None) -> Output:
     from ..kernel.tasks import task_frames
-    from .registry import fail, pluck
-    from .resolve import number, task_of
+    from .resolve import pids_of, task_of
 
-    pids = [number(p, "PID") for p in args.pids]
-    pids += [p for p in (pluck(r, "pid") for r in records_in or ()) if p is not None]
-    if not pids:
-        raise fail("stack: give a PID, or pipe records that have a pid")
     out = Output("", "frame")
-    for pid in dict.fromkeys(pids):
+    for pid in pids_of("stack", args.pids, records_in):
         task = task_of(ws, pid)
         try:
             frames = task_frames(ws.prog, task)

@@ -12,8 +12,8 @@ from ..kernel.probe import READ_ERRORS, one_line
 from ..kernel.tasks import task_comm
 from ..kernel.vma import VmaInfo, mm_vmas
 from ..report.output import Output, detail_field, hex_field
-from .registry import fail, mm_command, pluck
-from .resolve import number, task_of
+from .registry import mm_command
+from .resolve import number, pids_of, task_of
 from .workspace import Workspace
 
 __all__ = ("VmaRecord", "vma_flags_text")
@@ -75,13 +75,9 @@ def vma_record(pid: int, comm: str, v: VmaInfo) -> VmaRecord:
     accepts=("pid",), completes=("pid",),
 )
 def _vma(ws: Workspace, args: argparse.Namespace, records_in: list[Any] | None) -> Output:
-    pids = [number(p, "PID") for p in args.pids]
-    pids += [p for p in (pluck(r, "pid") for r in records_in or ()) if p is not None]
-    if not pids:
-        raise fail("vma: give a PID, or pipe records that have a pid")
     address = number(args.address, "ADDR") if args.address else None
     out = Output("", "vma")
-    for pid in dict.fromkeys(pids):
+    for pid in pids_of("vma", args.pids, records_in):
         try:
             task = task_of(ws, pid)
             mm = task.mm.read_()

@@ -213,6 +213,9 @@ class Shell:
         if name in COMMANDS:
             plan = parse_line(line)
             fmt = _take_format(plan)
+            if self.ws.live:  # a live kernel has moved on since the last command
+                self.ws.session.refresh()
+                self._pids, self._dirs = None, {}
             with self._progress():  # gone from the screen before the result is drawn
                 out = run_plan(self.ws, plan, line)
             self._emit(out, plan, fmt)

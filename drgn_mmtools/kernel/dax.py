@@ -17,6 +17,7 @@ from typing import Iterator, NamedTuple
 import drgn
 from drgn import Object, container_of
 
+from .dcache import cached_inodes
 from .page import page_info
 from .tasks import task_comm, task_state
 from .walk import list_entries
@@ -60,21 +61,16 @@ def dax_entries(mapping: Object) -> Iterator[tuple[DaxEntry | None, int]]:
 
 
 def dax_inodes(prog: drgn.Program, problems: list[str]) -> Iterator[Object]:
-    """Inodes with S_DAX set, over every super block.  A super block whose
-    inode list cannot be read or loops is described in ``problems`` and
-    skipped; the other super blocks are still walked."""
-    try:
-        for sb in list_entries("struct super_block", prog["super_blocks"].address_of_(),
-                               "s_list"):
-            try:
-                for inode in list_entries("struct inode", sb.s_inodes.address_of_(),
-                                          "i_sb_list"):
-                    if inode.i_flags.value_() & S_DAX:
-                        yield inode
-            except drgn.FaultError as e:
-                problems.append(f"inodes of super block {sb.value_():#x}: {e}")
-    except drgn.FaultError as e:
-        problems.append(f"super block list: {e}")
+    """Inodes with S_DAX set, over every super block (see
+    :func:`~.dcache.cached_inodes`)."""
+    for inode in cached_inodes(prog, problems):
+        try:
+            dax = inode.i_flags.value_() & S_DAX
+        except drgn.FaultError as e:
+            problems.append(f"inode {inode.value_():#x}: {e}")
+            continue
+        if dax:
+            yield inode
 
 
 def verify_layout(prog: drgn.Program, mapping: Object,

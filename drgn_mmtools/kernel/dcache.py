@@ -13,7 +13,8 @@ from drgn.helpers.linux.fs import path_lookup
 
 from .walk import hlist_entries, list_entries
 
-__all__ = ("lookup_inode", "dentry_children", "inodes_by_number", "MAX_CHILDREN")
+__all__ = ("MAX_CHILDREN", "cached_inodes", "dentry_children", "inodes_by_number",
+           "lookup_inode")
 
 MAX_CHILDREN = 4096  #: children listed per directory (a corrupted list stops here)
 
@@ -45,18 +46,29 @@ def dentry_children(dentry: Object) -> Iterator[Object]:
         yield child
 
 
-def inodes_by_number(prog: drgn.Program, ino: int, problems: list[str]) -> Iterator[Object]:
-    """Every cached inode numbered ``ino``, over all super blocks.  A super
-    block whose inode list cannot be read is described in ``problems``."""
+def cached_inodes(prog: drgn.Program, problems: list[str]) -> Iterator[Object]:
+    """Every inode on a super block's ``s_inodes`` list, over all super
+    blocks.  A super block whose inode list cannot be read or loops is
+    described in ``problems`` and skipped; the others are still walked."""
     try:
         for sb in list_entries("struct super_block", prog["super_blocks"].address_of_(),
                                "s_list"):
             try:
-                for inode in list_entries("struct inode", sb.s_inodes.address_of_(),
-                                          "i_sb_list"):
-                    if inode.i_ino.value_() == ino:
-                        yield inode
+                yield from list_entries("struct inode", sb.s_inodes.address_of_(),
+                                        "i_sb_list")
             except drgn.FaultError as e:
                 problems.append(f"inodes of super block {sb.value_():#x}: {e}")
     except drgn.FaultError as e:
         problems.append(f"super block list: {e}")
+
+
+def inodes_by_number(prog: drgn.Program, ino: int, problems: list[str]) -> Iterator[Object]:
+    """Every cached inode numbered ``ino`` (see :func:`cached_inodes`)."""
+    for inode in cached_inodes(prog, problems):
+        try:
+            found = inode.i_ino.value_() == ino
+        except drgn.FaultError as e:
+            problems.append(f"inode {inode.value_():#x}: {e}")
+            continue
+        if found:
+            yield inode
