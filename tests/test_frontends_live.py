@@ -43,12 +43,15 @@ def _json_docs(text: str) -> list[dict]:
         docs.append(doc)
 
 
-def run_gdb(guest, *target: str, commands: list[str]) -> subprocess.CompletedProcess:
+def run_gdb(guest, *target: str, commands: list[str], raw: tuple[str, ...] = ()
+            ) -> subprocess.CompletedProcess:
     d = lab.arch_dir(guest.arch)
     args = [_gdb(), "-batch", "-nx", str(d / "vmlinux.debug"), *target, "-ex", _gdb_init(),
             "-ex", f"mm symbols {d / 'mmfixture.ko'}"]
     for c in commands:
         args += ["-ex", f"mm {c}"]
+    for c in raw:
+        args += ["-ex", c]
     return subprocess.run(args, capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "COLUMNS": "200"})
 
@@ -56,9 +59,12 @@ def run_gdb(guest, *target: str, commands: list[str]) -> subprocess.CompletedPro
 def test_gdb_on_the_gdbstub_finds_the_scenario(live):  # noqa: F811
     guest, _ = live
     proc = run_gdb(guest, "-ex", f"target remote 127.0.0.1:{guest.gdb_port}",
-                   commands=["check --format json", "findings --severity warning"])
+                   commands=["check --format json", "findings --severity warning"],
+                   raw=("complete mm check hwpoison-p", "complete mm findings --sev"))
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    (doc,) = _json_docs(proc.stdout)
+    docs = _json_docs(proc.stdout)
+    assert len(docs) == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (doc,) = docs
     assert doc["exit_code"] == 1
     assert doc["target"]["description"] == "gdb remote target (QEMU gdbstub)"
     _, prog = live
@@ -67,6 +73,9 @@ def test_gdb_on_the_gdbstub_finds_the_scenario(live):  # noqa: F811
     # gdb stops the guest: the target is a frozen snapshot, judged as a dump is.
     assert_guest_findings({c["check"]: c for c in doc["checks"]}, guest.truth, live=False)
     assert "refused-no-storm" in proc.stdout and "lost-wakeup" in proc.stdout
+    # gdb's completion asks the shell's completer
+    assert "mm check hwpoison-pagecache" in proc.stdout.splitlines()
+    assert "mm findings --severity" in proc.stdout.splitlines()
     # gdb's own memory view is left virtual: its prompt still reads the kernel.
     check = subprocess.run(
         [_gdb(), "-batch", "-nx", str(lab.arch_dir(guest.arch) / "vmlinux.debug"),
@@ -87,6 +96,35 @@ def test_gdb_on_an_elf_core_finds_the_scenario(live, tmp_path):  # noqa: F811
     assert_guest_findings({c["check"]: c for c in check["checks"]}, guest.truth, live=False)
     (rec,) = page["records"]
     assert "PG_hwpoison" in rec["flags"] and rec["pfn"] == _poisoned(guest)
+
+
+@pytest.mark.parametrize("live", ["aarch64"], indirect=True)
+def test_arm64_vmcoreinfo_from_physical_memory_alone(live, tmp_path):  # noqa: F811
+    """The gdb worker's fallback when no CPU can read the kernel virtually
+    (EL0 with KPTI): found from the guest's physical memory (here an ELF dump
+    of it) and equal to the kernel's own VMCOREINFO note."""
+    from drgn_mmtools.dumpfile import elf_core_layout
+    from drgn_mmtools.frontends.gdb_worker import read_vmcoreinfo_arm64_physical
+
+    guest, _ = live
+    core = tmp_path / "vmcore.elf"
+    guest.dump(core, "elf")
+    loads, note = elf_core_layout(core)
+    f = core.open("rb")
+
+    def read(address: int, size: int) -> bytes | None:
+        seg = next((s for s in loads if s.paddr <= address and address + size <= s.paddr +
+                    s.filesz), None)
+        if seg is None:
+            return None
+        f.seek(seg.offset + address - seg.paddr)
+        return f.read(size)
+
+    data = read_vmcoreinfo_arm64_physical(read, lab.arch_dir(guest.arch) / "vmlinux.debug")
+    lines = set(data.decode().splitlines())
+    for key in ("OSRELEASE=", "KERNELOFFSET=", "NUMBER(kimage_voffset)=", "SYMBOL(swapper_pg_dir)="):
+        want = [line for line in note.decode().splitlines() if line.startswith(key)]
+        assert want and want[0] in lines, key
 
 
 def _poisoned(guest) -> int:

@@ -162,16 +162,19 @@ class Target:
             count -= n
         return bytes(out)
 
+    def _answer(self, request: bytes) -> None:
+        """Answer one read request of the worker."""
+        address, size = struct.unpack("<QI", request[1:13])
+        data = self._read(request[:1], address, size)
+        send(self.tx, b"M", b"\0" if data is None else b"\1" + data)
+
     def serve(self) -> int:
         """Answer the worker until it says it is done; print its output."""
         try:
             while True:
                 tag, payload = recv(self.rx)
                 if tag == b"R":
-                    space = payload[:1]
-                    address, size = struct.unpack("<QI", payload[1:13])
-                    data = self._read(space, address, size)
-                    send(self.tx, b"M", b"\0" if data is None else b"\1" + data)
+                    self._answer(payload)
                 elif tag == b"O":
                     self.gdb.write(payload.decode("utf-8", "replace"))
                 elif tag == b"D":
@@ -185,6 +188,22 @@ class Target:
     def run(self, line: str) -> int:
         send(self.tx, b"C", line.encode())
         return self.serve()
+
+    def complete(self, text: str) -> list[tuple[str, int]]:
+        """The shell's completions of ``text`` (reads go through gdb)."""
+        import json
+        send(self.tx, b"K", text.encode())
+        try:
+            while True:
+                tag, payload = recv(self.rx)
+                if tag == b"R":
+                    self._answer(payload)
+                elif tag == b"L":
+                    return [(t, n) for t, n in json.loads(payload)]
+        except (EOFError, BrokenPipeError, ValueError):
+            return []
+        finally:
+            self.physical_mode(False)
 
     def close(self) -> None:
         try:
@@ -238,6 +257,17 @@ drgn worker.  The worker starts again by itself after the target ran."""
             status = _State.target.run(arg)
             if status == 2 and _State.target.proc.poll() is not None:
                 _State.target = None
+
+        def complete(self, text: str, word: str):
+            if _State.target is None:
+                try:
+                    _State.target = Target(_State.extra)
+                except (GdbTargetError, OSError, ValueError):
+                    return gdb.COMPLETE_NONE
+            # gdb replaces only ``word``; our candidates replace the last
+            # ``n`` characters, of which ``word`` is the tail.
+            return [t[n - len(word):] if n >= len(word) else t
+                    for t, n in _State.target.complete(text)]
 
     MmCommand()
     gdb.events.cont.connect(_reset)

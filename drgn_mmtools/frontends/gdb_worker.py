@@ -13,6 +13,7 @@ passes), then gives drgn only physical memory and lets it translate
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import sys
@@ -28,7 +29,11 @@ from .memory_link import recv, send
 __all__ = ("Link", "find_kaslr_offset", "read_vmcoreinfo", "build_program", "main")
 
 BANNER = b"Linux version "
-_WANTED = {"linux_banner", "vmcoreinfo_data", "vmcoreinfo_size", "vectors", "_text"}
+_WANTED = {"linux_banner", "vmcoreinfo_data", "vmcoreinfo_size", "vectors", "_text",
+           "memstart_addr"}
+#: Where arm64 boards put RAM (QEMU virt at 1 GiB first); the kernel image
+#: (2 MiB aligned) is looked for in the first GiB of each.
+ARM64_RAM_BASES = (0x40000000, 0x80000000, 0x0, 0x800000000, 0x8000000000)
 
 
 class WorkerError(Exception):
@@ -98,11 +103,62 @@ def read_vmcoreinfo(read: Callable[[int, int], bytes | None], arch: str, vmlinux
     return data
 
 
+def read_vmcoreinfo_arm64_physical(read: Callable[[int, int], bytes | None],
+                                   vmlinux: Path) -> bytes:
+    """VMCOREINFO through physical memory only, for an arm64 kernel whose
+    image gdb cannot read virtually (a CPU at EL0 with the kernel unmapped,
+    KPTI): find the image by ``linux_banner`` at its link offset from a 2 MiB
+    boundary (the Image header's own magic is gone once the kernel runs),
+    read ``vmcoreinfo_data`` there, and turn that linear-map pointer into a
+    physical address with ``memstart_addr`` (PHYS_OFFSET).
+
+    :raises WorkerError: when the image or the data cannot be found.
+    """
+    syms = elf_symbols(vmlinux, _WANTED)
+    need = {"_text", "linux_banner", "vmcoreinfo_data", "vmcoreinfo_size", "memstart_addr"}
+    if not need <= set(syms):
+        raise WorkerError(f"{vmlinux} lacks one of {', '.join(sorted(need))}")
+    text = syms["_text"]
+    base = None
+    for ram in ARM64_RAM_BASES:
+        for pa in range(ram, ram + (1 << 30), 2 << 20):
+            if read(pa + syms["linux_banner"] - text, len(BANNER)) == BANNER:
+                base = pa
+                break
+        if base is not None:
+            break
+    if base is None:
+        raise WorkerError("the kernel image is not in physical memory where arm64 boards put "
+                          "RAM, and gdb cannot read it virtually")
+
+    def word(sym: str) -> int | None:
+        data = read(base + syms[sym] - text, 8)
+        return struct.unpack("<Q", data)[0] if data else None
+
+    ptr, size, phys_offset = word("vmcoreinfo_data"), word("vmcoreinfo_size"), \
+        word("memstart_addr")
+    if ptr is None or size is None or phys_offset is None or not 0 < size < 1 << 16:
+        raise WorkerError("vmcoreinfo_data cannot be read in physical memory")
+    # A linear-map address has every bit above VA_BITS set and bit VA_BITS-1
+    # clear: __lm_to_phys(addr) is (addr & ~PAGE_OFFSET) + PHYS_OFFSET.
+    va_bits = (~ptr & ((1 << 64) - 1)).bit_length()
+    data = read((ptr & ((1 << va_bits) - 1)) + phys_offset, size)
+    if not data or not data.startswith(b"OSRELEASE="):
+        raise WorkerError("vmcoreinfo_data does not hold VMCOREINFO")
+    return data
+
+
 def build_program(link: Link, arch: str, vmlinux: Path, extra: list[Path],
                   vbar: int | None = None, vmcoreinfo: bytes | None = None) -> drgn.Program:
     """A drgn Program over gdb's physical memory, with the debug info loaded."""
     if vmcoreinfo is None:
-        vmcoreinfo = read_vmcoreinfo(lambda a, n: link.read("v", a, n), arch, vmlinux, vbar)
+        try:
+            vmcoreinfo = read_vmcoreinfo(lambda a, n: link.read("v", a, n), arch, vmlinux, vbar)
+        except WorkerError:
+            if arch != "aarch64":
+                raise
+            vmcoreinfo = read_vmcoreinfo_arm64_physical(lambda a, n: link.read("p", a, n),
+                                                        vmlinux)
     flags = drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
     architecture = drgn.Architecture.X86_64 if arch == "x86_64" else drgn.Architecture.AARCH64
     prog = drgn.Program(drgn.Platform(architecture, flags))
@@ -172,7 +228,11 @@ def main(argv: list[str]) -> int:
             return 0
         if tag == b"C":
             status = shell.execute(payload.decode("utf-8", "replace"))
-            send(tx, b"D", bytes([status]))
+            send(tx, b"D", bytes([min(status, 255)]))
+        elif tag == b"K":
+            from .completion import complete
+            found = complete(payload.decode("utf-8", "replace"), shell.completion_data())
+            send(tx, b"L", json.dumps([[c.text, c.replace] for c in found]).encode())
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ front end starts a worker process (the Python drgn-mmtools is installed in)
 and serves it memory.  Frames on two pipes:
 
 - worker to gdb: ``R`` space(1: "v" virtual or "p" physical) address(8)
-  size(4) — read memory; ``O`` length(4) text — output to print;
-  ``D`` status(1) — the command is done;
-- gdb to worker: ``M`` ok(1) length(4) bytes — the answer to ``R``;
-  ``C`` length(4) line — run a command; ``Q`` — quit.
+  size(4) — read memory; ``O`` text — output to print; ``D`` status(1) —
+  the command is done; ``L`` JSON ``[[text, replace], ...]`` — completions;
+- gdb to worker: ``M`` ok(1) bytes — the answer to ``R``; ``C`` line — run
+  a command; ``K`` text — complete it; ``Q`` — quit.
 
-Integers are little-endian.  Neither side imports drgn here.
+Every frame is a tag byte, a payload length (4 bytes) and the payload;
+integers are little-endian.  Neither side imports drgn here.
 """
 
 from __future__ import annotations
