@@ -111,10 +111,31 @@ class Target:
         os.close(tx_r)
         os.close(rx_w)
         self.rx, self.tx = os.fdopen(rx_r, "rb"), os.fdopen(tx_w, "wb")
-        status = self.serve()
+        # The worker's virtual reads (the banner, vmcoreinfo_data) go through
+        # a vCPU in the kernel when there is one: at user level with KPTI or
+        # PTI the kernel is unmapped.  gdb's own selection comes back after.
+        selected = gdb.selected_thread()
+        if self.core is None:
+            self._select_kernel_thread()
+        try:
+            status = self.serve()
+        finally:
+            if selected is not None and selected.is_valid():
+                selected.switch()
         if status != 0:
             self.close()
             raise GdbTargetError("the drgn worker could not open the target (see above)")
+
+    def _select_kernel_thread(self) -> None:
+        """Select a vCPU whose pc is in the kernel half of the address space."""
+        for thread in self.gdb.selected_inferior().threads():
+            try:
+                thread.switch()
+                pc = int(self.gdb.selected_frame().read_register("pc")) & ((1 << 64) - 1)
+            except (self.gdb.error, ValueError):
+                continue
+            if pc >> 63:
+                return
 
     def _core_path(self) -> Path | None:
         try:
