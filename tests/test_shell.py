@@ -160,6 +160,48 @@ def test_findings_match_the_scenarios_and_status_follows_the_check_rule(fx: Fixt
     assert status == (1 if want else 0) and docs[0]["exit_code"] == status
 
 
+COMMAND_SCHEMA = json.loads((Path(__file__).parent.parent / "docs" /
+                             "command-output.schema.json").read_text())
+
+
+@pytest.mark.parametrize("fx", [BUGS[0], BUGS[-1]], ids=[BUGS[0].id, BUGS[-1].id])
+def test_every_command_prints_json_that_follows_the_schema(fx: Fixture):
+    from .schema import validate
+
+    (hw,) = [t for t in fx.truth("hwpoison") if t["in_page_cache"]]
+    (mm,) = [t for t in fx.truth("mapping_mismatch") if t["comm"] == "pcc_retry"]
+    lines = [f"page {hw['pfn']:#x}", f"xa {hw['file']}", f"xa {hw['file']} --nodes",
+             "dax /mnt/dax/small", f"vma {mm['pid']}", f"pte {mm['pid']} {mm['address']:#x}",
+             f"inode {hw['file']}", "tasks", f"stack {mm['pid']}", "findings", "records",
+             "show 1", "findings --statuses"]
+    docs, err, _ = session(fx, [f"{line} --format json" for line in lines])
+    assert not err, err
+    assert len(docs) == len(lines)
+    for line, doc in zip(lines, docs):
+        validate(doc, COMMAND_SCHEMA)
+        assert doc["command"] == f"{line} --format json"
+        assert doc["records"], line
+
+
+def test_completion_offers_what_the_dump_holds():
+    """PIDs with comm, and paths from the dump's dentry cache."""
+    from drgn_mmtools.frontends.completion import complete
+
+    fx = BUGS[0]
+    prog, spec = program(fx.path)
+    shell = Shell(Workspace.open(prog, spec), console=Console(file=io.StringIO()))
+    data = shell.completion_data()
+    (mm,) = [t for t in fx.truth("mapping_mismatch") if t["comm"] == "pcc_retry"]
+    got = {(c.text, c.meta) for c in complete(f"vma {mm['pid']}", data)}
+    assert (str(mm["pid"]), mm["comm"]) in got
+    (hw,) = [t for t in fx.truth("hwpoison") if t["in_page_cache"]]
+    directory, _, name = hw["file"].rpartition("/")
+    assert f"{directory}/" in {c.text for c in complete(f"xa {directory[:-1]}", data)}
+    assert [c.text for c in complete(f"inode {directory}/{name[:3]}", data)] == [hw["file"]]
+    shown = {c.text for c in complete("show ", data)}
+    assert shown == {str(n) for n in range(1, len(shell.ws.findings()) + 1)}
+
+
 def _cli(fx: Fixture, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "drgn_mmtools", "shell", "--manifest",
                            str(fx.path), *args], input=stdin, capture_output=True, text=True,
@@ -177,9 +219,11 @@ def test_batch_mode_from_a_pipe_and_from_c(tmp_path):
     assert proc.stdout.strip() == "1"  # grep counted one line
     assert t["file"] in target.read_text() and "\x1b" not in target.read_text()
     assert json.loads((tmp_path / "page.txt.json").read_text())["records"][0]["pfn"] == t["pfn"]
-    proc = _cli(fx, "-c", f"findings --severity warning; page {t['pfn']:#x}")
+    proc = _cli(fx, "-c", f"findings --severity warning; page {t['pfn']:#x}; "
+                          f"py hex(prog['init_task'].pid.value_() + {t['pfn']})")
     assert proc.returncode == 1, proc.stderr  # findings listed
     assert "refused-no-storm" in proc.stdout and t["file"] in proc.stdout
+    assert f"'{t['pfn']:#x}'" in proc.stdout  # py: init_task's pid is 0
     assert "Traceback" not in proc.stderr
 
 
