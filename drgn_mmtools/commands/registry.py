@@ -14,7 +14,7 @@ the system shell, like ``> file`` and ``>> file``.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from drgn import Program
@@ -50,7 +50,6 @@ class CommandInfo:
     #: completion kind of each positional argument: "pid", "path", "check",
     #: "finding", "command", or "" for none
     completes: tuple[str, ...] = ()
-    func: CommandFunc | None = field(default=None, compare=False, repr=False)
 
 
 COMMANDS: dict[str, CommandInfo] = {}
@@ -77,7 +76,7 @@ def mm_command(name: str, description: str, *, arguments: Sequence[argument] = (
         command(name=name, description=description, long_description=long, epilog=epilog,
                 arguments=tuple(arguments), namespace=MM_NAMESPACE)(run)
         COMMANDS[name] = CommandInfo(name, description, tuple(arguments), tuple(examples),
-                                     tuple(accepts), tuple(completes), func)
+                                     tuple(accepts), tuple(completes))
         return func
     return decorator
 
@@ -132,11 +131,9 @@ def run_plan(ws: Workspace, plan: Plan, line: str = "") -> Output:
         out = cmd.run(ws.prog, name, parsed.args, globals={}, workspace=ws,
                       records_in=records)
         assert isinstance(out, Output)
-        if not out.command:
-            out.command = line
         records = out.records
     assert out is not None
-    out.command = line or out.command
+    out.command = line or " | ".join(" ".join([n, *a]) for n, a in plan.stages)
     return out
 
 

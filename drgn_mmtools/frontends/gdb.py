@@ -156,16 +156,12 @@ class Target:
     def _read(self, space: bytes, address: int, size: int) -> bytes | None:
         if space == b"p" and self.core is not None:
             return self._read_core(address, size)
-        if space == b"v" and self.core is not None and not self._virtual_ok:
-            return None
         try:
             if self.core is None:
                 self.physical_mode(space == b"p")
             return bytes(self.gdb.selected_inferior().read_memory(address, size))
         except (self.gdb.MemoryError, self.gdb.error, OverflowError, ValueError):
             return None
-
-    _virtual_ok = True
 
     def _read_core(self, address: int, count: int) -> bytes | None:
         out = bytearray()
@@ -189,8 +185,9 @@ class Target:
         data = self._read(request[:1], address, size)
         send(self.tx, b"M", b"\0" if data is None else b"\1" + data)
 
-    def serve(self) -> int:
-        """Answer the worker until it says it is done; print its output."""
+    def _serve(self, final: bytes) -> bytes | None:
+        """Answer the worker's reads and print its output until it sends a
+        ``final`` frame; returns that frame's payload, None if it died."""
         try:
             while True:
                 tag, payload = recv(self.rx)
@@ -198,13 +195,18 @@ class Target:
                     self._answer(payload)
                 elif tag == b"O":
                     self.gdb.write(payload.decode("utf-8", "replace"))
-                elif tag == b"D":
-                    return payload[0]
+                elif tag == final:
+                    return payload
         except (EOFError, BrokenPipeError):
             self.gdb.write("drgn-mmtools: the drgn worker stopped\n")
-            return 2
+            return None
         finally:
             self.physical_mode(False)
+
+    def serve(self) -> int:
+        """Serve the worker until its command is done; its status."""
+        done = self._serve(b"D")
+        return 2 if done is None else done[0]
 
     def run(self, line: str) -> int:
         send(self.tx, b"C", line.encode())
@@ -214,17 +216,11 @@ class Target:
         """The shell's completions of ``text`` (reads go through gdb)."""
         import json
         send(self.tx, b"K", text.encode())
+        found = self._serve(b"L")
         try:
-            while True:
-                tag, payload = recv(self.rx)
-                if tag == b"R":
-                    self._answer(payload)
-                elif tag == b"L":
-                    return [(t, n) for t, n in json.loads(payload)]
-        except (EOFError, BrokenPipeError, ValueError):
+            return [(t, n) for t, n in json.loads(found)] if found is not None else []
+        except ValueError:
             return []
-        finally:
-            self.physical_mode(False)
 
     def close(self) -> None:
         try:
