@@ -194,3 +194,71 @@ def elf_core_layout(path: Path) -> tuple[list[LoadSegment], bytes | None]:
                         break
                     pos = desc_at + ((descsz + 3) & ~3)
     return loads, vmcoreinfo
+
+
+def dump_vmcoreinfo(path: Path) -> bytes | None:
+    """The VMCOREINFO a dump carries: the kdump sub-header's copy
+    (makedumpfile, header version 3 and later) or an ELF core's note; None
+    when there is none or it cannot be read (flattened dumps included)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            if head[:8] == b"KDUMP   ":
+                off = 12 + 6 * _UTS_LEN
+                off += -off % 8
+                # timeval (16), status, block_size, sub_hdr_size, ...
+                version, = struct.unpack_from("<i", head, 8)
+                block_size, = struct.unpack_from("<i", head, off + 16 + 4)
+                if version < 3 or not 0 < block_size <= 1 << 20:
+                    return None
+                f.seek(block_size)
+                sub = f.read(64)
+                # phys_base, dump_level, split, start_pfn, end_pfn, offset and
+                # size of the vmcoreinfo
+                info_off, info_size = struct.unpack_from("<qQ", sub, 32)
+                if not 0 < info_size < 1 << 20:
+                    return None
+                f.seek(info_off)
+                return f.read(info_size)
+            if head[:4] == b"\x7fELF":
+                return elf_core_layout(path)[1]
+    except (OSError, struct.error, ValueError):
+        return None
+    return None
+
+
+def parse_vmcoreinfo(data: bytes) -> dict[str, str]:
+    """``KEY=value`` lines of VMCOREINFO as a dict (OSRELEASE, BUILD-ID, ...)."""
+    out = {}
+    for line in data.decode(errors="replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out.setdefault(key, value.strip())
+    return out
+
+
+def elf_build_id(path: Path) -> str | None:
+    """The GNU build ID of an ELF64 file (a vmlinux or its debug file), as
+    hex, from its ``SHT_NOTE`` sections; None when it has none."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:
+                return None
+            order = "<" if head[5] == 1 else ">"
+            for typ, off, size, _link, _entsize in _sections(f, order):
+                if typ != 7 or size > 1 << 16:  # SHT_NOTE
+                    continue
+                f.seek(off)
+                notes = f.read(size)
+                pos = 0
+                while pos + 12 <= len(notes):
+                    namesz, descsz, ntype = struct.unpack_from(order + "III", notes, pos)
+                    name = notes[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+                    desc_at = pos + 12 + ((namesz + 3) & ~3)
+                    if name == b"GNU" and ntype == 3:  # NT_GNU_BUILD_ID
+                        return notes[desc_at:desc_at + descsz].hex()
+                    pos = desc_at + ((descsz + 3) & ~3)
+    except (OSError, struct.error):
+        return None
+    return None

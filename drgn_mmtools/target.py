@@ -31,6 +31,8 @@ class TargetSpec:
     qemu: str | None = None
     vmlinux: Path | None = None
     modules: Sequence[Path] = field(default_factory=list)
+    #: where module debug info is looked for, before /usr/lib/debug (same layouts)
+    debug_dirs: Sequence[Path] = field(default_factory=list)
 
     def describe(self) -> str:
         if self.core is not None:
@@ -162,8 +164,14 @@ def _load_debug_info(prog: drgn.Program, spec: TargetSpec) -> None:
     does not match is an error, never a silent fallback to another file.
     """
     explicit = [str(p) for p in ([spec.vmlinux] if spec.vmlinux else []) + list(spec.modules)]
+    if spec.debug_dirs:
+        options = prog.debug_info_options
+        options.directories = (*map(str, spec.debug_dirs), *options.directories)
     try:
-        if spec.vmlinux is not None:
+        if spec.vmlinux is not None and spec.debug_dirs:
+            # The vmlinux given; modules wherever the debug directories have them.
+            prog.load_debug_info(explicit, default=True)
+        elif spec.vmlinux is not None:
             prog.load_debug_info(explicit)
         else:
             prog.load_debug_info(explicit, main=True)

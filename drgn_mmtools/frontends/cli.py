@@ -51,6 +51,9 @@ def add_target_arguments(parser: argparse.ArgumentParser, short_core: bool = Tru
     parser.add_argument("-s", "--symbols", type=Path, action="append", default=[],
                         help="debug info file, as drgn takes it (repeatable): the vmlinux, "
                              "and modules (.ko) by their ELF contents")
+    parser.add_argument("--debug-dir", type=Path, action="append", default=[],
+                        help="look for module debug info here too, in /usr/lib/debug's "
+                             "layouts (repeatable)")
 
 
 def is_module_file(path: Path) -> bool:
@@ -83,7 +86,7 @@ def target_spec(args: argparse.Namespace) -> TargetSpec:
     if core is None and not args.live and args.qemu is None:
         raise TargetError("no target: give a VMCORE (or -c VMCORE), --live or --qemu SOCKET")
     return TargetSpec(core=core, live=args.live, qemu=args.qemu, vmlinux=vmlinux,
-                      modules=modules)
+                      modules=modules, debug_dirs=list(args.debug_dir))
 
 
 def spec_from_manifest(path: Path, vmlinux: Path | None, modules: list[Path]) -> TargetSpec:
@@ -207,6 +210,46 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return shell.interact(history=not args.no_history)
 
 
+def cmd_triage(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .. import triage
+    from ..checks import all_checks
+    from ..report.safe import printable
+    from ..report.term import Console
+
+    if not args.dir.exists():
+        raise UsageError(f"{args.dir}: no such file or directory")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: give at least 1")
+    unknown = [c for c in args.check if c not in all_checks()]
+    if unknown:
+        raise UsageError(f"--check {unknown[0]}: no such check")
+    if args.report_dir is not None:
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for result in triage.triage(args.dir, args.debug_dir, args.check, args.jobs, args.force,
+                                args.report_dir, args.timeout,
+                                args.memory_limit << 20 if args.memory_limit else None):
+        results.append(result)
+        print(triage.line(result), flush=True)
+    err = Console(stderr=True)
+    table = Table(title=f"{len(results)} dumps under {printable(args.dir)}", box=None,
+                  header_style="bold")
+    table.add_column("finding", no_wrap=True)
+    table.add_column("dumps", justify="right")
+    table.add_column("findings", justify="right")
+    for name, dumps, n in triage.summary_rows(results):
+        table.add_row(printable(name), str(dumps), str(n))
+    err.print(table)
+    if not results:
+        print(f"drgn-mmtools: no dumps under {args.dir}", file=sys.stderr)
+        return EXIT_OK
+    if any(r.exit_code == 2 for r in results):
+        return EXIT_ERROR
+    return 1 if any(r.rules for r in results) else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drgn-mmtools", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"drgn-mmtools {__version__}")
@@ -251,6 +294,29 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_argument("--no-history", action="store_true",
                        help="do not read or write the history file")
     shell.set_defaults(func=cmd_shell)
+
+    tri = sub.add_parser(
+        "triage", help="check every dump under a directory (kdump-tools and kexec-tools "
+                       "layouts); one JSON line per dump",
+        description="Runs the checks on every crash dump under DIR, a few at a time, finds "
+                    "each dump's vmlinux from its own VMCOREINFO, writes DUMP.mmtools.json "
+                    "next to it, prints one JSON line per dump and a summary table on stderr.",
+        epilog="exit status: 0 every dump clean; 1 findings; 2 a dump could not be checked")
+    tri.add_argument("dir", type=Path, metavar="DIR", help="e.g. /var/crash")
+    tri.add_argument("--debug-dir", type=Path, action="append", default=[],
+                     help="debug info in /usr/lib/debug's layouts (.build-id/, boot/, "
+                          "lib/modules/); repeatable, searched before /usr/lib/debug")
+    tri.add_argument("--check", action="append", default=[], metavar="CHECK",
+                     help="run only this check (repeatable)")
+    tri.add_argument("--jobs", "-j", type=int, default=2, help="dumps checked at once")
+    tri.add_argument("--force", action="store_true", help="check dumps already reported again")
+    tri.add_argument("--report-dir", type=Path,
+                     help="write reports here instead of next to each dump")
+    tri.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="stop each dump's check after this long")
+    tri.add_argument("--memory-limit", type=int, metavar="MIB",
+                     help="address space of each check (default: RAM / jobs, at least 2 GiB)")
+    tri.set_defaults(func=cmd_triage)
     return parser
 
 

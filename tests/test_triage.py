@@ -1,0 +1,134 @@
+"""triage DIR: the layouts kdump tools write, debug info found from each
+dump's own VMCOREINFO, one JSON line per dump, reports next to the dumps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from drgn_mmtools.checks.rules import all_rules
+from drgn_mmtools.dumpfile import elf_build_id
+
+from . import oracle
+from .expected import expected_findings
+from .manifests import Fixture, all_fixtures, open_dump
+
+FIXTURES = {f.id: f for f in all_fixtures()}
+
+
+def fx(name: str) -> Fixture:
+    if name not in FIXTURES:
+        pytest.fail(f"fixture {name} is not shipped")
+    return FIXTURES[name]
+
+
+def expected_counts(f: Fixture) -> dict[str, dict[str, int]]:
+    """check -> severity -> count, from the scenario's truth."""
+    prog = open_dump(f.path)
+    blocks = oracle.free_blocks(prog)
+    severity = {(c, r.name): r.severity for c, rules in all_rules().items() for r in rules}
+    out: dict[str, Counter] = {}
+    for key in expected_findings(f.data["truth"], lambda p: any(s <= p < e for s, e in blocks)):
+        out.setdefault(key[0], Counter())[severity[(key[0], key[1])]] += 1
+    return {c: dict(n) for c, n in out.items()}
+
+
+def link(path: Path, target: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target.resolve())
+
+
+@pytest.fixture()
+def crash_dir(tmp_path):
+    """/var/crash with a kdump-tools dump (x86_64), a kexec-tools dump
+    (aarch64), their dmesg files and a broken dump; a debug directory where
+    each vmlinux sits under a layout the other kernel's release also matches."""
+    x86, arm = fx("x86_64-bugs-1"), fx("aarch64-bugs-2")
+    crash = tmp_path / "var" / "crash"
+    link(crash / "202611300101" / "dump.202611300101", x86.dump)
+    (crash / "202611300101" / "dmesg.202611300101").write_text("[ 0.0] Linux version\n")
+    link(crash / "127.0.0.1-2026-11-30-01:02:03" / "vmcore", arm.dump)
+    (crash / "127.0.0.1-2026-11-30-01:02:03" / "vmcore-dmesg.txt").write_text("x\n")
+    (crash / "broken").mkdir()
+    (crash / "broken" / "vmcore").write_bytes(b"\0" * 8192)
+    debug = tmp_path / "debug"
+    release = x86.data["kernel_release"]
+    assert release == arm.data["kernel_release"]
+    # Same release, two kernels: only the build ID tells them apart.
+    link(debug / "boot" / f"vmlinux-{release}", arm.vmlinux)
+    link(debug / "lib" / "modules" / release / "vmlinux", x86.vmlinux)
+    for f in (x86, arm):
+        for m in f.modules:
+            bid = elf_build_id(m)
+            link(debug / ".build-id" / bid[:2] / f"{bid[2:]}.debug", m)
+    return crash, debug, x86, arm
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "drgn_mmtools", "triage", *args],
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_triage_finds_each_dump_its_vmlinux_and_reports_each(crash_dir):
+    crash, debug, x86, arm = crash_dir
+    proc = run(str(crash.parent.parent), "--debug-dir", str(debug))
+    assert proc.returncode == 2, proc.stderr  # the broken dump could not be checked
+    lines = {Path(d["dump"]).parent.name: d for d in map(json.loads, proc.stdout.splitlines())}
+    assert set(lines) == {"202611300101", "127.0.0.1-2026-11-30-01:02:03", "broken"}
+    kt, kx, broken = lines["202611300101"], lines["127.0.0.1-2026-11-30-01:02:03"], \
+        lines["broken"]
+    release = x86.data["kernel_release"]
+    assert kt["vmlinux"] == str(debug / "lib" / "modules" / release / "vmlinux")
+    assert kx["vmlinux"] == str(debug / "boot" / f"vmlinux-{release}")
+    for line, f in ((kt, x86), (kx, arm)):
+        assert line["kernel_release"] == release and line["exit_code"] == 1, line
+        assert line["findings"] == expected_counts(f)
+        report = Path(line["report"])
+        assert report == Path(line["dump"]).with_name(Path(line["dump"]).name + ".mmtools.json")
+        doc = json.loads(report.read_text())
+        assert doc["schema"] == "drgn-mmtools/check/2" and doc["exit_code"] == 1
+        # the module's debug info came from the debug directory's .build-id tree
+        (fr,) = [f for c in doc["checks"] if c["check"] == "fault-retry" for f in c["findings"]
+                 if f["rule"] == "refused-loop" and f["evidence"]["comm"] == "pcc_retry"]
+        assert fr["evidence"]["symbol_source"] == "debuginfo"
+    assert broken["exit_code"] == 2 and broken["report"] is None
+    assert "not a kdump-compressed or ELF dump" in broken["reason"]
+    assert "fault-retry/refused-loop" in proc.stderr and "could not check" in proc.stderr
+
+    again = run(str(crash), "--debug-dir", str(debug))
+    old = {Path(d["dump"]).parent.name: d for d in map(json.loads, again.stdout.splitlines())}
+    assert old["202611300101"]["skipped"] is True
+    assert old["202611300101"]["findings"] == kt["findings"]
+    forced = run(str(crash / "202611300101"), "--debug-dir", str(debug), "--force")
+    (line,) = map(json.loads, forced.stdout.splitlines())
+    assert line["skipped"] is False and line["findings"] == kt["findings"]
+    assert forced.returncode == 1
+
+
+def test_a_dump_without_its_vmlinux_gets_a_line_and_the_run_goes_on(crash_dir, tmp_path):
+    crash, debug, x86, arm = crash_dir
+    only_x86 = tmp_path / "only-x86"
+    bid = elf_build_id(x86.vmlinux)
+    link(only_x86 / ".build-id" / bid[:2] / f"{bid[2:]}.debug", x86.vmlinux)
+    proc = run(str(crash), "--debug-dir", str(only_x86), "--check", "hwpoison-pagecache",
+               "--jobs", "1", "--report-dir", str(tmp_path / "reports"))
+    lines = {Path(d["dump"]).parent.name: d for d in map(json.loads, proc.stdout.splitlines())}
+    kx = lines["127.0.0.1-2026-11-30-01:02:03"]
+    assert kx["exit_code"] == 2 and kx["vmlinux"] is None
+    assert kx["reason"].startswith(f"no vmlinux for {arm.data['kernel_release']} (build ID "
+                                   f"{elf_build_id(arm.vmlinux)})"), kx["reason"]
+    kt = lines["202611300101"]
+    assert kt["exit_code"] == 1 and set(kt["findings"]) == {"hwpoison-pagecache"}
+    assert Path(kt["report"]).parent == tmp_path / "reports"
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_bad_arguments_are_one_line():
+    proc = run("/nonexistent/crash")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "no such file or directory" in proc.stderr
