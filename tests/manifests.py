@@ -28,8 +28,12 @@ class Fixture:
 
     @property
     def id(self) -> str:
-        """``<arch>-<capture>``, e.g. ``x86_64-bugs-2``."""
-        return f"{self.data['arch']}-{self.path.parent.name}"
+        """``<arch>-<capture>``, e.g. ``x86_64-bugs-2``, for the default kernel
+        series; ``<series>-<arch>-<capture>`` (``6.12-x86_64-bugs-1``) for the
+        others, which live in ``vmcores/<series>/<arch>/``."""
+        series_dir = self.path.parent.parent.parent
+        prefix = "" if series_dir == VMCORES else f"{series_dir.name}-"
+        return f"{prefix}{self.data['arch']}-{self.path.parent.name}"
 
     def file(self, rel: str) -> Path:
         return (self.path.parent / rel).resolve()
@@ -53,7 +57,8 @@ class Fixture:
 def all_fixtures() -> list[Fixture]:
     """Every shipped dump; ``MMTOOLS_FIXTURES=x86_64/bugs-1,...`` narrows the
     set (the mutation pass, tests/mutate.py, runs on a few)."""
-    fxs = [Fixture(p) for p in sorted(VMCORES.glob("*/*/manifest.json"))]
+    fxs = [Fixture(p) for p in sorted([*VMCORES.glob("*/*/manifest.json"),
+                                       *VMCORES.glob("*/*/*/manifest.json")])]
     only = os.environ.get("MMTOOLS_FIXTURES")
     if only:
         wanted = set(only.split(","))
