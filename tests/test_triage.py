@@ -132,3 +132,29 @@ def test_bad_arguments_are_one_line():
     proc = run("/nonexistent/crash")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "no such file or directory" in proc.stderr
+
+
+def test_kdump_post_save_hook_checks_the_saved_dumps(crash_dir):
+    """The hook kdump-tools and kexec-tools users wire after the dump is saved."""
+    import os
+    import shutil as sh
+
+    crash, debug, x86, arm = crash_dir
+    sh.rmtree(crash / "broken")
+    hook = Path(__file__).resolve().parent.parent / "commands" / "kdump-post-save.sh"
+    env = {**os.environ, "DRGN_MMTOOLS": str(Path(sys.executable).parent / "drgn-mmtools")}
+    if not Path(env["DRGN_MMTOOLS"]).exists():
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+        env.pop("DRGN_MMTOOLS")
+    proc = subprocess.run(["sh", str(hook), str(crash), "--", "--debug-dir", str(debug)],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 1, proc.stderr  # findings in both dumps
+    lines = [json.loads(line) for line in (crash / "mmtools-triage.jsonl").read_text().splitlines()]
+    assert sorted(Path(d["dump"]).parent.name for d in lines) == \
+        ["127.0.0.1-2026-11-30-01:02:03", "202611300101"]
+    assert all(Path(d["report"]).exists() and d["exit_code"] == 1 for d in lines)
+    again = subprocess.run(["sh", str(hook), str(crash), "--", "--debug-dir", str(debug)],
+                           capture_output=True, text=True, timeout=900, env=env)
+    assert again.returncode == 1
+    later = (crash / "mmtools-triage.jsonl").read_text().splitlines()[len(lines):]
+    assert len(later) == 2 and all(json.loads(line)["skipped"] for line in later)
