@@ -262,3 +262,23 @@ def elf_build_id(path: Path) -> str | None:
     except (OSError, struct.error):
         return None
     return None
+
+
+def dump_level(path: Path) -> int | None:
+    """makedumpfile's dump level (``-d``) of a kdump-compressed dump, from
+    its sub-header; None for other dumps or when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            if head[:8] != b"KDUMP   ":
+                return None
+            off = 12 + 6 * _UTS_LEN
+            off += -off % 8
+            block_size, = struct.unpack_from("<i", head, off + 16 + 4)
+            if not 0 < block_size <= 1 << 20:
+                return None
+            f.seek(block_size + 8)  # after phys_base
+            level, = struct.unpack("<i", f.read(4))
+            return level if 0 <= level <= 31 else None
+    except (OSError, struct.error):
+        return None

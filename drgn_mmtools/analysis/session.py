@@ -19,7 +19,8 @@ from typing import Mapping, NamedTuple, Sequence
 
 import drgn
 
-from ..dumpfile import read_header
+from ..dumpfile import dump_level, read_header
+from ..kernel.dumplevel import explain_line
 from ..kernel.probe import one_line
 from ..kernel.cpu_notes import qemu_cpu_states
 from ..kernel.fs import MappingOwner, mapping_owner
@@ -100,6 +101,20 @@ class Session:
         self.mismatch_cache: dict[int, list] = {}
         #: hugetlbfs mappings seen in VMAs: address_space -> huge page order
         self.huge_orders: dict[int, int] = {}
+
+    @cached_property
+    def dump_level(self) -> int | None:
+        """makedumpfile's dump level of a kdump-compressed target, else None."""
+        if self.spec is None or self.spec.core is None:
+            return None
+        return dump_level(self.spec.core)
+
+    def explain(self, line: str) -> str:
+        """An "unreadable" line, with the dump level that left the page out
+        and the level that would keep it, when filtering is why."""
+        if not self.dump_level:
+            return line
+        return explain_line(self.prog, self.dump_level, line)
 
     @cached_property
     def _shared_walks(self) -> set[int]:

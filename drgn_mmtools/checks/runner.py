@@ -97,6 +97,10 @@ def run_checks(ctx: Session, names: Iterable[str] | None = None,
         except Exception as e:  # noqa: BLE001 - isolation is the point
             result.error = f"{type(e).__name__}: {one_line(e)}"
             result.traceback = traceback.format_exc()
+        try:
+            result.unreadable = [ctx.explain(line) for line in result.unreadable]
+        except Exception:  # noqa: BLE001 - an explanation never costs the result
+            pass
         result.seconds = time.monotonic() - start
         results.append(result)
     return results

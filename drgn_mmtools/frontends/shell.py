@@ -177,7 +177,7 @@ class Shell:
         except (CommandError, SyntaxError) as e:
             message = str(e) if isinstance(e, CommandError) else f"syntax error: {e.msg}"
         except READ_ERRORS as e:
-            message = f"cannot read: {one_line(e)}"
+            message = self.ws.session.explain(f"cannot read: {one_line(e)}")
         except Exception as e:  # noqa: BLE001 - the session survives any command
             message = f"internal error: {type(e).__name__}: {one_line(e)}"
         if message is not None:
