@@ -26,7 +26,7 @@ __all__ = ("PageSets", "scan_predicates")
 
 
 def scan_predicates(prog: drgn.Program) -> tuple[dict, dict]:
-    """``(predicates, capture)`` for :func:`~drgn_mmtools.helpers.memmap.scan_pages`."""
+    """``(predicates, capture)`` for :func:`~drgn_mmtools.kernel.memmap.scan_pages`."""
     lay = page_layout(prog)
     little = lay.byteorder == "little"
     tail = ByteTest(lay.compound_head + (0 if little else lay.word - 1), 1, 1)

@@ -24,7 +24,7 @@ class Finding:
     summary: str  #: one line for humans
     evidence: dict[str, Any]  #: pfn, pid, comm, address, inode, index, vma_file, ...
     unreadable: tuple[str, ...] = ()  #: what could not be read for this finding
-    rule: str = ""  #: the check's rule that produced it (see drgn_mmtools.rules)
+    rule: str = ""  #: the check's rule that produced it (see drgn_mmtools.checks.rules)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
