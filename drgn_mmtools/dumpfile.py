@@ -196,31 +196,44 @@ def elf_core_layout(path: Path) -> tuple[list[LoadSegment], bytes | None]:
     return loads, vmcoreinfo
 
 
+def _kdump_sub_header(f) -> bytes | None:
+    """The kdump sub-header (64 bytes) of an open kdump-compressed file whose
+    header is version 3 or later, else None; ``f`` is left after it."""
+    f.seek(0)
+    head = f.read(4096)
+    if head[:8] != b"KDUMP   ":
+        return None
+    off = 12 + 6 * _UTS_LEN
+    off += -off % 8
+    version, = struct.unpack_from("<i", head, 8)
+    # after utsname: timeval (16 bytes), status, block_size
+    block_size, = struct.unpack_from("<i", head, off + 16 + 4)
+    if version < 3 or not 0 < block_size <= 1 << 20:
+        return None
+    f.seek(block_size)
+    sub = f.read(64)
+    return sub if len(sub) == 64 else None
+
+
 def dump_vmcoreinfo(path: Path) -> bytes | None:
     """The VMCOREINFO a dump carries: the kdump sub-header's copy
     (makedumpfile, header version 3 and later) or an ELF core's note; None
     when there is none or it cannot be read (flattened dumps included)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
-            if head[:8] == b"KDUMP   ":
-                off = 12 + 6 * _UTS_LEN
-                off += -off % 8
-                # timeval (16), status, block_size, sub_hdr_size, ...
-                version, = struct.unpack_from("<i", head, 8)
-                block_size, = struct.unpack_from("<i", head, off + 16 + 4)
-                if version < 3 or not 0 < block_size <= 1 << 20:
+            magic = f.read(8)
+            if magic == b"KDUMP   ":
+                sub = _kdump_sub_header(f)
+                if sub is None:
                     return None
-                f.seek(block_size)
-                sub = f.read(64)
-                # phys_base, dump_level, split, start_pfn, end_pfn, offset and
-                # size of the vmcoreinfo
+                # phys_base, dump_level, split, start_pfn, end_pfn, then the
+                # offset and size of the vmcoreinfo
                 info_off, info_size = struct.unpack_from("<qQ", sub, 32)
                 if not 0 < info_size < 1 << 20:
                     return None
                 f.seek(info_off)
                 return f.read(info_size)
-            if head[:4] == b"\x7fELF":
+            if magic[:4] == b"\x7fELF":
                 return elf_core_layout(path)[1]
     except (OSError, struct.error, ValueError):
         return None
@@ -269,16 +282,10 @@ def dump_level(path: Path) -> int | None:
     its sub-header; None for other dumps or when it cannot be read."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
-            if head[:8] != b"KDUMP   ":
-                return None
-            off = 12 + 6 * _UTS_LEN
-            off += -off % 8
-            block_size, = struct.unpack_from("<i", head, off + 16 + 4)
-            if not 0 < block_size <= 1 << 20:
-                return None
-            f.seek(block_size + 8)  # after phys_base
-            level, = struct.unpack("<i", f.read(4))
-            return level if 0 <= level <= 31 else None
+            sub = _kdump_sub_header(f)
     except (OSError, struct.error):
         return None
+    if sub is None:
+        return None
+    level, = struct.unpack_from("<i", sub, 8)  # after phys_base
+    return level if 0 <= level <= 31 else None
