@@ -125,3 +125,26 @@ def test_dump_was_taken_from_the_shipped_boot_files(fx: Fixture):
     for key in ("kernel", "initramfs"):
         digest = hashlib.sha256(fx.file(boot[key]).read_bytes()).hexdigest()
         assert digest == boot[f"{key}_sha256"], key
+
+
+KDUMPS = [f for f in FIXTURES if f.data["capture"] == "kdump"]
+
+
+def test_every_dump_says_how_it_was_captured():
+    """QMP's dump-guest-memory for most; at least one saved by kdump itself."""
+    assert {f.data["capture"] for f in FIXTURES} == {"qmp", "kdump"}
+
+
+@pytest.mark.parametrize("fx", KDUMPS, ids=ids(KDUMPS))
+def test_kdump_capture_is_a_sysrq_panic_saved_in_kdump_tools_layout(fx: Fixture):
+    """The dump kdump saved: the kernel recorded the crash time in its
+    VMCOREINFO (a QMP dump has none), the log the capture kernel saved beside
+    it ends in the sysrq panic, and the files have kdump-tools' names."""
+    import re
+
+    prog = open_dump(fx.path)
+    vmcoreinfo = prog["VMCOREINFO"].string_().decode()  # the dump's own note
+    assert re.search(r"^CRASHTIME=\d+$", vmcoreinfo, re.M)
+    stamp = fx.dump.name.removeprefix("dump.")
+    assert re.fullmatch(r"\d{12}", stamp) and fx.file(fx.data["dmesg"]).name == f"dmesg.{stamp}"
+    assert "sysrq triggered crash" in fx.file(fx.data["dmesg"]).read_text(errors="replace")

@@ -38,6 +38,12 @@ def expected_counts(f: Fixture) -> dict[str, dict[str, int]]:
     return {c: dict(n) for c, n in out.items()}
 
 
+#: The kdump-tools dump is the one kdump saved inside a fixture guest, under
+#: the stamp its capture kernel gave it.
+KDUMP = "x86_64-kdump"
+STAMP = Path(FIXTURES[KDUMP].data["dump"]).suffix[1:] if KDUMP in FIXTURES else "none"
+
+
 def link(path: Path, target: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.symlink_to(target.resolve())
@@ -45,13 +51,15 @@ def link(path: Path, target: Path) -> None:
 
 @pytest.fixture()
 def crash_dir(tmp_path):
-    """/var/crash with a kdump-tools dump (x86_64), a kexec-tools dump
-    (aarch64), their dmesg files and a broken dump; a debug directory where
-    each vmlinux sits under a layout the other kernel's release also matches."""
-    x86, arm = fx("x86_64-bugs-1"), fx("aarch64-bugs-2")
+    """/var/crash with the dump kdump saved in an x86_64 guest, as
+    kdump-tools lays it out, a kexec-tools dump (aarch64), their dmesg files
+    and a broken dump; a debug directory where each vmlinux sits under a
+    layout the other kernel's release also matches."""
+    x86, arm = fx(KDUMP), fx("aarch64-bugs-2")
+    assert x86.data["capture"] == "kdump" and x86.dump.name == f"dump.{STAMP}"
     crash = tmp_path / "var" / "crash"
-    link(crash / "202611300101" / "dump.202611300101", x86.dump)
-    (crash / "202611300101" / "dmesg.202611300101").write_text("[ 0.0] Linux version\n")
+    link(crash / STAMP / x86.dump.name, x86.dump)
+    link(crash / STAMP / f"dmesg.{STAMP}", x86.file(x86.data["dmesg"]))
     link(crash / "127.0.0.1-2026-11-30-01:02:03" / "vmcore", arm.dump)
     (crash / "127.0.0.1-2026-11-30-01:02:03" / "vmcore-dmesg.txt").write_text("x\n")
     (crash / "broken").mkdir()
@@ -79,8 +87,8 @@ def test_triage_finds_each_dump_its_vmlinux_and_reports_each(crash_dir):
     proc = run(str(crash.parent.parent), "--debug-dir", str(debug))
     assert proc.returncode == 2, proc.stderr  # the broken dump could not be checked
     lines = {Path(d["dump"]).parent.name: d for d in map(json.loads, proc.stdout.splitlines())}
-    assert set(lines) == {"202611300101", "127.0.0.1-2026-11-30-01:02:03", "broken"}
-    kt, kx, broken = lines["202611300101"], lines["127.0.0.1-2026-11-30-01:02:03"], \
+    assert set(lines) == {STAMP, "127.0.0.1-2026-11-30-01:02:03", "broken"}
+    kt, kx, broken = lines[STAMP], lines["127.0.0.1-2026-11-30-01:02:03"], \
         lines["broken"]
     release = x86.data["kernel_release"]
     assert kt["vmlinux"] == str(debug / "lib" / "modules" / release / "vmlinux")
@@ -102,9 +110,9 @@ def test_triage_finds_each_dump_its_vmlinux_and_reports_each(crash_dir):
 
     again = run(str(crash), "--debug-dir", str(debug))
     old = {Path(d["dump"]).parent.name: d for d in map(json.loads, again.stdout.splitlines())}
-    assert old["202611300101"]["skipped"] is True
-    assert old["202611300101"]["findings"] == kt["findings"]
-    forced = run(str(crash / "202611300101"), "--debug-dir", str(debug), "--force")
+    assert old[STAMP]["skipped"] is True
+    assert old[STAMP]["findings"] == kt["findings"]
+    forced = run(str(crash / STAMP), "--debug-dir", str(debug), "--force")
     (line,) = map(json.loads, forced.stdout.splitlines())
     assert line["skipped"] is False and line["findings"] == kt["findings"]
     assert forced.returncode == 1
@@ -122,7 +130,7 @@ def test_a_dump_without_its_vmlinux_gets_a_line_and_the_run_goes_on(crash_dir, t
     assert kx["exit_code"] == 2 and kx["vmlinux"] is None
     assert kx["reason"].startswith(f"no vmlinux for {arm.data['kernel_release']} (build ID "
                                    f"{elf_build_id(arm.vmlinux)})"), kx["reason"]
-    kt = lines["202611300101"]
+    kt = lines[STAMP]
     assert kt["exit_code"] == 1 and set(kt["findings"]) == {"hwpoison-pagecache"}
     assert Path(kt["report"]).parent == tmp_path / "reports"
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -151,7 +159,7 @@ def test_kdump_post_save_hook_checks_the_saved_dumps(crash_dir):
     assert proc.returncode == 1, proc.stderr  # findings in both dumps
     lines = [json.loads(line) for line in (crash / "mmtools-triage.jsonl").read_text().splitlines()]
     assert sorted(Path(d["dump"]).parent.name for d in lines) == \
-        ["127.0.0.1-2026-11-30-01:02:03", "202611300101"]
+        ["127.0.0.1-2026-11-30-01:02:03", STAMP]
     assert all(Path(d["report"]).exists() and d["exit_code"] == 1 for d in lines)
     again = subprocess.run(["sh", str(hook), str(crash), "--", "--debug-dir", str(debug)],
                            capture_output=True, text=True, timeout=900, env=env)
