@@ -12,6 +12,7 @@ arches, two builds) never get each other's debug info.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -64,8 +65,42 @@ def _from_manifest(dump: Path) -> tuple[Path, list[Path]] | None:
         return None
 
 
-def find_debug_info(dump: Path, debug_dirs: Sequence[Path] = ()) -> DebugInfo:
-    """The vmlinux for ``dump``; ``reason`` says why there is none."""
+def from_debuginfod(dump: Path) -> tuple[Path | None, str]:
+    """The vmlinux of ``dump`` from the debuginfod servers of
+    ``DEBUGINFOD_URLS``, through drgn's own finder (drgn 0.0.28 and later,
+    with libdebuginfod installed); returns (path, "") or (None, why not)."""
+    import drgn
+
+    from .kernel.probe import one_line, quiet_drgn_logs
+
+    if not os.environ.get("DEBUGINFOD_URLS"):
+        return None, ""
+    prog = drgn.Program()
+    quiet_drgn_logs()
+    try:
+        if "debuginfod" not in prog.registered_debug_info_finders():
+            return None, "this drgn has no debuginfod support"
+        prog.set_core_dump(str(dump))
+        prog.set_enabled_debug_info_finders(["debuginfod"])
+        prog.load_debug_info(main=True)
+    except drgn.MissingDebugInfoError:
+        pass
+    except (AttributeError, OSError, ValueError, drgn.FaultError) as e:
+        return None, f"debuginfod: {one_line(e)}"
+    try:
+        path = prog.main_module().debug_file_path
+    except LookupError:
+        path = None
+    if path is None:
+        return None, f"not on the debuginfod servers ({os.environ['DEBUGINFOD_URLS']})"
+    return Path(path), ""
+
+
+def find_debug_info(dump: Path, debug_dirs: Sequence[Path] = (),
+                    debuginfod: bool = True) -> DebugInfo:
+    """The vmlinux for ``dump``; ``reason`` says why there is none.  The local
+    places come first; then, with ``debuginfod``, the servers of
+    ``DEBUGINFOD_URLS``."""
     raw = dump_vmcoreinfo(dump)
     info = parse_vmcoreinfo(raw) if raw else {}
     found = DebugInfo(info.get("OSRELEASE"), (info.get("BUILD-ID") or "").lower() or None)
@@ -88,10 +123,16 @@ def find_debug_info(dump: Path, debug_dirs: Sequence[Path] = ()) -> DebugInfo:
             continue
         found.vmlinux, found.how = path, how
         return found
+    fetched, why_not = from_debuginfod(dump) if debuginfod and found.build_id else (None, "")
+    if fetched is not None:
+        found.vmlinux, found.how = fetched, "debuginfod"
+        return found
     where = ", ".join(str(d) for d in [*debug_dirs, DEFAULT_DEBUG_DIR])
     found.reason = (f"no vmlinux for {found.release or 'an unknown release'}"
                     f" (build ID {found.build_id or 'unknown'}) under {where}, /boot or "
                     f"/lib/modules")
     if mismatched:
         found.reason += f"; {len(mismatched)} with another build ID ({mismatched[0]})"
+    if why_not:
+        found.reason += f"; {why_not}"
     return found

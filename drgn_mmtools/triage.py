@@ -40,6 +40,9 @@ class DumpResult:
     dump: str
     kernel_release: str | None = None
     vmlinux: str | None = None
+    #: how the vmlinux was found: "build-id", "release" (a path named by the
+    #: release, build ID checked), "debuginfod", or "manifest" (a fixture's)
+    vmlinux_from: str | None = None
     exit_code: int = 2  #: as ``check``'s: 0 clean, 1 findings, 2 could not (fully) check
     findings: dict[str, dict[str, int]] = field(default_factory=dict)  #: check -> severity -> n
     rules: dict[str, int] = field(default_factory=dict)  #: "check/rule" -> n
@@ -98,7 +101,7 @@ def _limit(memory_bytes: int | None):
 
 def check_one(dump: Path, debug_dirs: Sequence[Path], checks: Sequence[str], force: bool,
               report_dir: Path | None, timeout: float | None,
-              memory_bytes: int | None) -> DumpResult:
+              memory_bytes: int | None, debuginfod: bool = True) -> DumpResult:
     """Check one dump in a child process; never raises."""
     import time
 
@@ -108,12 +111,12 @@ def check_one(dump: Path, debug_dirs: Sequence[Path], checks: Sequence[str], for
     if header.format == "unknown":
         result.reason = "not a kdump-compressed or ELF dump (unknown header)"
         return result
-    info = find_debug_info(dump, debug_dirs)
+    info = find_debug_info(dump, debug_dirs, debuginfod)
     result.kernel_release = info.release
     if info.vmlinux is None:
         result.reason = info.reason
         return result
-    result.vmlinux = str(info.vmlinux)
+    result.vmlinux, result.vmlinux_from = str(info.vmlinux), info.how
     report = report_path(dump, report_dir)
     result.report = str(report)
     if not force and report.exists() and report.stat().st_mtime >= dump.stat().st_mtime:
@@ -165,15 +168,16 @@ def default_memory_limit(jobs: int) -> int:
 
 def triage(root: Path, debug_dirs: Sequence[Path] = (), checks: Sequence[str] = (),
            jobs: int = 2, force: bool = False, report_dir: Path | None = None,
-           timeout: float | None = None, memory_bytes: int | None = None
-           ) -> Iterator[DumpResult]:
+           timeout: float | None = None, memory_bytes: int | None = None,
+           debuginfod: bool = True) -> Iterator[DumpResult]:
     """Check every dump under ``root``, ``jobs`` at a time; results come as
-    the checks finish."""
+    the checks finish.  ``debuginfod``: fetch a vmlinux found nowhere local
+    from the servers of ``DEBUGINFOD_URLS``."""
     dumps = find_dumps(root)
     memory = memory_bytes if memory_bytes is not None else default_memory_limit(jobs)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(check_one, d, debug_dirs, checks, force, report_dir, timeout,
-                               memory) for d in dumps]
+                               memory, debuginfod) for d in dumps]
         for fut in as_completed(futures):
             yield fut.result()
 

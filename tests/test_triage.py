@@ -166,3 +166,82 @@ def test_kdump_post_save_hook_checks_the_saved_dumps(crash_dir):
     assert again.returncode == 1
     later = (crash / "mmtools-triage.jsonl").read_text().splitlines()[len(lines):]
     assert len(later) == 2 and all(json.loads(line)["skipped"] for line in later)
+
+
+@pytest.fixture()
+def debuginfod_server(tmp_path):
+    """elfutils' debuginfod serving one directory of debug files on a free
+    local port; yields (directory, URL) once it answers."""
+    import shutil
+    import socket
+
+    exe = shutil.which("debuginfod")
+    if exe is None:
+        pytest.fail("debuginfod is not installed (apt-get install debuginfod)")
+    served = tmp_path / "served"
+    served.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "-p", str(port), "-F", "-t", "1", "-d",
+                             str(tmp_path / "debuginfod.sqlite"), str(served)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield served, url, proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_served(url: str, build_id: str, timeout: float = 60) -> None:
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/buildid/{build_id}/debuginfo", timeout=30) as r:
+                r.read(64)  # debuginfod answers GET only
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    pytest.fail(f"debuginfod at {url} never served {build_id}")
+
+
+def test_a_vmlinux_found_nowhere_local_comes_from_debuginfod(crash_dir, debuginfod_server,
+                                                              tmp_path):
+    """The aarch64 dump's vmlinux is only on a debuginfod server: triage
+    fetches it by the dump's build ID (through drgn's finder) and checks the
+    dump; with --no-debuginfod the dump gets its one-line reason instead."""
+    import os
+    import shutil
+
+    crash, debug, x86, arm = crash_dir
+    shutil.rmtree(crash / "broken")
+    served, url, _ = debuginfod_server
+    shutil.copyfile(arm.vmlinux, served / "vmlinux-arm64")
+    wait_served(url, elf_build_id(arm.vmlinux))
+    only_x86 = tmp_path / "only-x86"
+    bid = elf_build_id(x86.vmlinux)
+    link(only_x86 / ".build-id" / bid[:2] / f"{bid[2:]}.debug", x86.vmlinux)
+    env = {**os.environ, "DEBUGINFOD_URLS": url, "DEBUGINFOD_CACHE_PATH": str(tmp_path / "cache")}
+    args = [sys.executable, "-m", "drgn_mmtools", "triage", str(crash), "--debug-dir",
+            str(only_x86), "--check", "hwpoison-pagecache", "--force"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env)
+    lines = {Path(d["dump"]).parent.name: d for d in map(json.loads, proc.stdout.splitlines())}
+    kx = lines["127.0.0.1-2026-11-30-01:02:03"]
+    assert kx["vmlinux_from"] == "debuginfod", kx
+    assert Path(kx["vmlinux"]).is_relative_to(tmp_path / "cache")
+    assert elf_build_id(Path(kx["vmlinux"])) == elf_build_id(arm.vmlinux)
+    assert kx["exit_code"] == 1 and kx["findings"] == {
+        "hwpoison-pagecache": expected_counts(arm)["hwpoison-pagecache"]}
+    assert lines[STAMP]["vmlinux_from"] == "build-id"
+
+    off = subprocess.run(args + ["--no-debuginfod"], capture_output=True, text=True,
+                         timeout=900, env=env)
+    (kx,) = [d for d in map(json.loads, off.stdout.splitlines())
+             if Path(d["dump"]).parent.name.startswith("127.0.0.1")]
+    assert kx["exit_code"] == 2 and kx["vmlinux"] is None and "no vmlinux for" in kx["reason"]
+    assert off.returncode == 2

@@ -230,7 +230,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
     results = []
     for result in triage.triage(args.dir, args.debug_dir, args.check, args.jobs, args.force,
                                 args.report_dir, args.timeout,
-                                args.memory_limit << 20 if args.memory_limit else None):
+                                args.memory_limit << 20 if args.memory_limit else None,
+                                args.debuginfod):
         results.append(result)
         print(triage.line(result), flush=True)
     err = Console(stderr=True)
@@ -306,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     tri.add_argument("--debug-dir", type=Path, action="append", default=[],
                      help="debug info in /usr/lib/debug's layouts (.build-id/, boot/, "
                           "lib/modules/); repeatable, searched before /usr/lib/debug")
+    tri.add_argument("--no-debuginfod", dest="debuginfod", action="store_false",
+                     help="do not fetch a vmlinux found nowhere local from the servers "
+                          "of DEBUGINFOD_URLS (fetched by default, through drgn)")
     tri.add_argument("--check", action="append", default=[], metavar="CHECK",
                      help="run only this check (repeatable)")
     tri.add_argument("--jobs", "-j", type=int, default=2, help="dumps checked at once")
