@@ -137,14 +137,32 @@ def test_every_dump_says_how_it_was_captured():
 
 @pytest.mark.parametrize("fx", KDUMPS, ids=ids(KDUMPS))
 def test_kdump_capture_is_a_sysrq_panic_saved_in_kdump_tools_layout(fx: Fixture):
-    """The dump kdump saved: the kernel recorded the crash time in its
+    """The dump kdump saved: the crashed thread is the one that wrote 'c' to
+    /proc/sysrq-trigger, the kernel recorded the crash time in its
     VMCOREINFO (a QMP dump has none), the log the capture kernel saved beside
-    it ends in the sysrq panic, and the files have kdump-tools' names."""
+    it holds the sysrq panic, and the files have kdump-tools' names."""
     import re
 
     prog = open_dump(fx.path)
+    names = [f.name for f in prog.stack_trace(prog.crashed_thread().object)]
+    assert "sysrq_handle_crash" in names, names
     vmcoreinfo = prog["VMCOREINFO"].string_().decode()  # the dump's own note
     assert re.search(r"^CRASHTIME=\d+$", vmcoreinfo, re.M)
     stamp = fx.dump.name.removeprefix("dump.")
     assert re.fullmatch(r"\d{12}", stamp) and fx.file(fx.data["dmesg"]).name == f"dmesg.{stamp}"
     assert "sysrq triggered crash" in fx.file(fx.data["dmesg"]).read_text(errors="replace")
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
+def test_per_cpu_variables_resolve_in_the_trimmed_debug_info(fx: Fixture):
+    """drgn takes the shipped vmlinux.debug for a vmlinux (it looks for a
+    PROGBITS .init.text), so per-CPU variables are not relocated by the KASLR
+    offset: each CPU's runqueue names a task that runs on that CPU."""
+    from drgn.helpers.linux.cpumask import for_each_online_cpu
+    from drgn.helpers.linux.sched import cpu_curr, task_cpu
+
+    prog = open_dump(fx.path)
+    cpus = list(for_each_online_cpu(prog))
+    assert cpus
+    for cpu in cpus:
+        assert task_cpu(cpu_curr(prog, cpu)) == cpu
