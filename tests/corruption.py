@@ -136,6 +136,14 @@ def xarray(t: Target, rng: random.Random) -> Mutation:
     return m
 
 
+def has_member(obj, name: str) -> bool:
+    try:
+        obj.member_(name)
+        return True
+    except LookupError:
+        return False
+
+
 def _tasks(t: Target) -> list[tuple[int, set[str]]]:
     out = [(x["pid"], {"mapping_mismatch", "fault_retry"}) for x in t.truth("fault_retry")]
     out += [(x["pid"], {"dax"}) for x in t.truth("dax_waiter")]
@@ -174,8 +182,12 @@ def page_table(t: Target, rng: random.Random) -> Mutation:
 
 
 def maple(t: Target, rng: random.Random) -> Mutation:
+    """The VMA tree: the maple tree since 6.1; before, the rbtree and the
+    vm_next list (``mm_rb``, ``mmap``)."""
     pid, affects = rng.choice(_tasks(t))
     mm = t.task(pid).mm
+    if not has_member(mm, "mm_mt"):
+        return vma_rbtree(t, rng, pid, affects, mm)
     root = mm.mm_mt.ma_root
     how = rng.choice(["root-garbage", "root-self", "node-slot-self", "node-slot-garbage",
                       "map-count"])
@@ -192,6 +204,24 @@ def maple(t: Target, rng: random.Random) -> Mutation:
         # the parent pointer and pivots; overwrite one word in its body.
         off = rng.randrange(1, 31) * 8
         t.patch_word(m, node + off, root.value_() if how == "node-slot-self" else _wild(rng))
+    return m
+
+
+def vma_rbtree(t: Target, rng: random.Random, pid: int, affects: set[str], mm) -> Mutation:
+    how = rng.choice(["root-garbage", "root-self", "next-self", "next-garbage", "map-count"])
+    m = Mutation(f"maple/pid{pid}/rbtree-{how}", affects=affects | {"hwpoison"})
+    root = mm.mm_rb.rb_node
+    first = mm.mmap
+    if how == "root-garbage":
+        t.patch_word(m, root.address_, _wild(rng))
+    elif how == "root-self":
+        t.patch_word(m, root.rb_left.address_, root.value_())  # the root is its own left child
+    elif how == "next-self":
+        t.patch_word(m, first.vm_next.address_, first.value_())
+    elif how == "next-garbage":
+        t.patch_word(m, first.vm_next.address_, _wild(rng))
+    else:
+        t.patch_bytes(m, mm.map_count.address_, struct.pack("<i", rng.choice([0, -1, 2**31 - 1])))
     return m
 
 
@@ -218,7 +248,8 @@ def task(t: Target, rng: random.Random) -> Mutation:
         t.patch_word(m, tk.signal.address_, _wild(rng))
         m.affects = TASK_KINDS | {"hwpoison", "dax"}
     else:
-        t.patch_bytes(m, tk.__state.address_, struct.pack("<I", rng.getrandbits(32)))
+        state = tk.__state if has_member(tk, "__state") else tk.state  # renamed in 5.14
+        t.patch_bytes(m, state.address_, struct.pack("<I", rng.getrandbits(32)))
     return m
 
 

@@ -55,10 +55,11 @@ class Fixture:
 
 
 def all_fixtures() -> list[Fixture]:
-    """Every shipped dump; ``MMTOOLS_FIXTURES=x86_64/bugs-1,...`` narrows the
+    """Every shipped dump, the default kernel series' first; ``MMTOOLS_FIXTURES=x86_64/bugs-1,...`` narrows the
     set (the mutation pass, tests/mutate.py, runs on a few)."""
-    fxs = [Fixture(p) for p in sorted([*VMCORES.glob("*/*/manifest.json"),
-                                       *VMCORES.glob("*/*/*/manifest.json")])]
+    # The default kernel series first, then the others by series.
+    fxs = [Fixture(p) for p in [*sorted(VMCORES.glob("*/*/manifest.json")),
+                                *sorted(VMCORES.glob("*/*/*/manifest.json"))]]
     only = os.environ.get("MMTOOLS_FIXTURES")
     if only:
         wanted = set(only.split(","))

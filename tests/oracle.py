@@ -120,8 +120,13 @@ def check_control(prog: drgn.Program, t: dict[str, Any]) -> None:
     task = find_task(prog, t["pid"])
     assert task, f"no task {t['pid']}"
     if t.get("address") is not None and t["what"] != "poison-isolated":
-        assert vma_find(task.mm, t["address"]), f"no VMA at {t['address']:#x}"
-        assert follow_pfn(task.mm, t["address"]).value_() == t["pfn"]
+        vma = vma_find(task.mm, t["address"])
+        assert vma, f"no VMA at {t['address']:#x}"
+        if t.get("pfnmap"):
+            # The guest saw VM_PFNMAP in smaps ("pf"); its pagemap hides the PFN.
+            assert vma.vm_flags.value_() & 0x400, "VM_PFNMAP not set"
+        else:
+            assert follow_pfn(task.mm, t["address"]).value_() == t["pfn"]
 
 
 def check_pagetable_corrupt(prog: drgn.Program, t: dict[str, Any]) -> None:

@@ -41,7 +41,17 @@ def test_bugs_are_captured_at_several_random_moments(arch):
     assert any(w != "handler" for w in where), where
 
 
-@pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
+def _busy_writer_marks(fx: Fixture):
+    """5.10's busy writer does not re-fault: there ext4 on brd left its PTEs
+    writable across msync (34 faults in 127 passes), so it is a busy-loop
+    control there but not a re-fault one."""
+    if fx.data["kernel_release"].startswith("5.10."):
+        return pytest.param(fx, id=fx.id, marks=pytest.mark.xfail(
+            strict=True, reason="5.10: msync does not write-protect the ext4-on-brd PTEs"))
+    return pytest.param(fx, id=fx.id)
+
+
+@pytest.mark.parametrize("fx", [_busy_writer_marks(f) for f in FIXTURES])
 def test_busy_writer_control_refaults(fx: Fixture):
     """The healthy control stores into a shared ext4 mapping and msyncs: by
     the time the guest was ready it had re-faulted its pages many times."""
@@ -78,8 +88,10 @@ def test_bug_fixture_records_every_kind(fx: Fixture):
     assert {"hwpoison", "mapping_mismatch", "fault_retry", "dax_entry", "dax_waiter"} <= kinds
     poisoned = {t["fs"]: t for t in fx.truth("hwpoison")}
     assert set(poisoned) == {"tmpfs", "ext4", "anon"}
-    # Since Linux 5.16 shmem keeps a poisoned page; ext4 truncates a clean one.
-    assert poisoned["tmpfs"]["in_page_cache"] is True
+    # Since Linux 5.16 shmem keeps a poisoned page (before, it truncated it);
+    # ext4 truncates a clean one.
+    release = tuple(int(x) for x in fx.data["kernel_release"].split(".")[:2])
+    assert poisoned["tmpfs"]["in_page_cache"] is (release >= (5, 16))
     assert poisoned["ext4"]["in_page_cache"] is False
     assert any(t["locked"] and t["waiter_pids"] for t in fx.truth("dax_entry"))
 

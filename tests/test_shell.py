@@ -27,6 +27,9 @@ from .manifests import Fixture, all_fixtures, open_dump
 FIXTURES = all_fixtures()
 BUGS = [f for f in FIXTURES if not f.data["clean"]]
 CLEAN = [f for f in FIXTURES if f.data["clean"]]
+#: Dumps with a poisoned page still in the page cache (shmem keeps one since
+#: 5.16): the commands below start from it.
+CACHED_POISON = [f for f in BUGS if any(t["in_page_cache"] for t in f.truth("hwpoison"))]
 
 
 @lru_cache(maxsize=None)
@@ -164,7 +167,8 @@ COMMAND_SCHEMA = json.loads((Path(__file__).parent.parent / "docs" /
                              "command-output.schema.json").read_text())
 
 
-@pytest.mark.parametrize("fx", [BUGS[0], BUGS[-1]], ids=[BUGS[0].id, BUGS[-1].id])
+@pytest.mark.parametrize("fx", [CACHED_POISON[0], CACHED_POISON[-1]],
+                         ids=[CACHED_POISON[0].id, CACHED_POISON[-1].id])
 def test_every_command_prints_json_that_follows_the_schema(fx: Fixture):
     from .schema import validate
 
@@ -187,7 +191,7 @@ def test_completion_offers_what_the_dump_holds():
     """PIDs with comm, and paths from the dump's dentry cache."""
     from drgn_mmtools.frontends.completion import complete
 
-    fx = BUGS[0]
+    fx = CACHED_POISON[0]
     prog, spec = program(fx.path)
     shell = Shell(Workspace.open(prog, spec), console=Console(file=io.StringIO()))
     data = shell.completion_data()
@@ -209,7 +213,7 @@ def _cli(fx: Fixture, *args: str, stdin: str | None = None) -> subprocess.Comple
 
 
 def test_batch_mode_from_a_pipe_and_from_c(tmp_path):
-    fx = BUGS[0]
+    fx = CACHED_POISON[0]
     (t,) = [t for t in fx.truth("hwpoison") if t["in_page_cache"]]
     target = tmp_path / "page.txt"
     proc = _cli(fx, stdin=f"page {t['pfn']:#x} > {target}\n"

@@ -117,10 +117,82 @@ def page_type_tests(prog: drgn.Program, kind: str) -> list[ByteTest] | None:
         bit = enumerators[f"PG_{kind}"]
         tests = _u32_tests(off, base | bit, base, little)
     else:
+        # Before 6.9 the bits are macros, which debug info does not carry,
+        # and they moved: 5.0-5.10 had PG_kmemcg at 0x200, so the table and
+        # guard bits sat one higher than in 5.11-6.8.  The page-table bit is
+        # read off real page-table pages; the others by the era's layout.
         legacy = {"buddy": 0x80, "offline": 0x100, "table": 0x200, "guard": 0x400}
-        if kind in legacy:
-            tests = _u32_tests(off, 0xF0000000 | legacy[kind], 0xF0000000, little)
-        else:
-            tests = None
+        if _has_kmemcg_type(prog):
+            legacy.update(table=0x400, guard=0x800)
+        bit = legacy.get(kind)
+        if kind == "table":
+            bit = probe_table_type_bit(prog) or bit
+        tests = _u32_tests(off, 0xF0000000 | bit, 0xF0000000, little) if bit else None
     prog.cache[key] = tests
     return tests
+
+
+def _has_kmemcg_type(prog: drgn.Program) -> bool:
+    """Whether the kernel has the PG_kmemcg page type (5.0 to 5.10): the
+    debug info then describes its generated helpers (``PageKmemcg`` and
+    friends, inline functions that drgn finds by name)."""
+    for name in ("__SetPageKmemcg", "PageKmemcg", "__ClearPageKmemcg"):
+        try:
+            prog.function(name)
+            return True
+        except LookupError:
+            pass
+    return False
+
+
+def probe_table_type_bit(prog: drgn.Program, tables: int = 64) -> int | None:
+    """The ``page_type`` bit that marks page-table pages, read from the
+    tables under the first user address spaces (PTE tables, and PMD tables
+    with split PMD locks, are constructed with ``__SetPageTable``).
+
+    :returns: the bit (e.g. 0x200 on 5.11-6.8, 0x400 on 5.10) when at least
+        two tables agree on one, else None.  Kernels before 6.9 only.
+    """
+    from collections import Counter
+
+    from drgn.helpers.linux.mm import pfn_to_page
+    from drgn.helpers.linux.pid import for_each_task
+
+    from .pgtable import PageTableWalk, walk_user_page_tables
+
+    pfns: list[int] = []
+
+    def seen(pfn: int) -> None:
+        pfns.append(pfn)
+        return None
+
+    votes: Counter = Counter()
+    try:
+        page = prog.type("struct page")
+        off = drgn.offsetof(page, "page_type")
+        for task in for_each_task(prog):
+            mm = task.mm.value_()
+            if not mm or len(pfns) >= tables:
+                if len(pfns) >= tables:
+                    break
+                continue
+            pgd = drgn.Object(prog, "struct mm_struct *", mm).pgd.value_()
+            for _ in walk_user_page_tables(prog, pgd, PageTableWalk(table_problem=seen)):
+                if len(pfns) >= tables:
+                    break
+        for pfn in pfns:
+            try:
+                addr = pfn_to_page(prog, pfn).value_() + off
+                value = int.from_bytes(prog.read(addr, 4), "little" if prog.platform.flags
+                                       & drgn.PlatformFlags.IS_LITTLE_ENDIAN else "big")
+            except (drgn.FaultError, ValueError, OverflowError):
+                continue
+            cleared = ~value & 0x0FFFFFFF
+            if value >> 28 == 0xF and cleared and cleared & (cleared - 1) == 0:
+                votes[cleared] += 1
+    except (drgn.FaultError, LookupError, ValueError):
+        pass
+    if not votes:
+        return None
+    bit, n = votes.most_common(1)[0]
+    return bit if n >= 2 else None
