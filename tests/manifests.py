@@ -54,13 +54,13 @@ class Fixture:
         return [t for t in self.data["truth"] if t["kind"] == kind]
 
 
-def all_fixtures() -> list[Fixture]:
+def all_fixtures(narrow: bool = True) -> list[Fixture]:
     """Every shipped dump, the default kernel series' first; ``MMTOOLS_FIXTURES=x86_64/bugs-1,...`` narrows the
     set (the mutation pass, tests/mutate.py, runs on a few)."""
     # The default kernel series first, then the others by series.
     fxs = [Fixture(p) for p in [*sorted(VMCORES.glob("*/*/manifest.json")),
                                 *sorted(VMCORES.glob("*/*/*/manifest.json"))]]
-    only = os.environ.get("MMTOOLS_FIXTURES")
+    only = os.environ.get("MMTOOLS_FIXTURES") if narrow else None
     if only:
         wanted = set(only.split(","))
         fxs = [f for f in fxs if f.id in wanted]

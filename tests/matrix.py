@@ -77,8 +77,7 @@ def table(fixtures: list[Fixture]) -> str:
 
 
 def main() -> int:
-    fixtures = all_fixtures()
-    text = table(fixtures)
+    text = table(all_fixtures(narrow=False))
     print(text)
     return 1 if "FAIL" in text else 0
 
