@@ -314,7 +314,9 @@ def mem_section(t: Target, rng: random.Random) -> Mutation:
 
 
 def vmcoreinfo(t: Target, rng: random.Random) -> Mutation:
-    text = t.prog["vmcoreinfo_data"].string_()
+    # The dump's own VMCOREINFO note: kernel memory's vmcoreinfo_data may be
+    # a page the dump level left out (after kexec -p it is a vmap'd copy).
+    text = t.prog["VMCOREINFO"].string_()
     how = rng.choice(["kerneloffset", "truncate", "garbage-line", "pagesize"])
     m = Mutation(f"vmcoreinfo/{how}", affects=set(ALL_KINDS))
     lines = text.split(b"\n")

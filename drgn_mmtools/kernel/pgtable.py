@@ -87,9 +87,17 @@ class PageTableWalk:
 
 
 def _vmcoreinfo_number(prog: drgn.Program, name: str) -> int | None:
-    try:
-        text = prog["vmcoreinfo_data"].string_().decode(errors="replace")
-    except (KeyError, drgn.FaultError, LookupError):
+    """NUMBER(name) from VMCOREINFO: drgn's copy (the dump's note, or
+    /proc/kcore's), else the kernel's ``vmcoreinfo_data``, which a dump
+    saved after ``kexec -p`` may not hold (it points at a vmap'd copy)."""
+    text = None
+    for symbol in ("VMCOREINFO", "vmcoreinfo_data"):
+        try:
+            text = prog[symbol].string_().decode(errors="replace")
+            break
+        except (KeyError, drgn.FaultError, LookupError):
+            continue
+    if text is None:
         return None
     m = re.search(rf"^NUMBER\({re.escape(name)}\)=(-?\d+)$", text, re.M)
     return int(m.group(1)) if m else None
