@@ -154,6 +154,7 @@ def probe_table_type_bit(prog: drgn.Program, tables: int = 64) -> int | None:
         two tables agree on one, else None.  Kernels before 6.9 only.
     """
     from collections import Counter
+    from itertools import islice
 
     from drgn.helpers.linux.mm import pfn_to_page
     from drgn.helpers.linux.pid import for_each_task
@@ -170,14 +171,14 @@ def probe_table_type_bit(prog: drgn.Program, tables: int = 64) -> int | None:
     try:
         page = prog.type("struct page")
         off = drgn.offsetof(page, "page_type")
-        for task in for_each_task(prog):
-            mm = task.mm.value_()
-            if not mm or len(pfns) >= tables:
-                if len(pfns) >= tables:
-                    break
+        # A bounded look: a corrupted task list may cycle through kernel threads.
+        for task in islice(for_each_task(prog), 256):
+            if len(pfns) >= tables:
+                break
+            if not task.mm.value_():
                 continue
-            pgd = drgn.Object(prog, "struct mm_struct *", mm).pgd.value_()
-            for _ in walk_user_page_tables(prog, pgd, PageTableWalk(table_problem=seen)):
+            for _ in walk_user_page_tables(prog, task.mm.pgd.value_(),
+                                           PageTableWalk(table_problem=seen)):
                 if len(pfns) >= tables:
                     break
         for pfn in pfns:
