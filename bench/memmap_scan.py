@@ -32,7 +32,8 @@ from drgn.helpers.linux.mm import PageHWPoison, for_each_page  # noqa: E402
 from drgn_mmtools.kernel.memmap import (  # noqa: E402
     flag_test, scan_pages, scan_pages_parallel, valid_page_ranges)
 from drgn_mmtools.kernel.pageflags import pageflag_bit  # noqa: E402
-from drgn_mmtools.target import TargetSpec, open_program, quiet_drgn_logs  # noqa: E402
+from drgn_mmtools.kernel.probe import quiet_drgn_logs  # noqa: E402
+from drgn_mmtools.target import TargetSpec, open_program  # noqa: E402
 from fixtures import lab  # noqa: E402
 from fixtures.arches import ARCHES  # noqa: E402
 
