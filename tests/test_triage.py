@@ -171,7 +171,7 @@ def test_kdump_post_save_hook_checks_the_saved_dumps(crash_dir):
 @pytest.fixture()
 def debuginfod_server(tmp_path):
     """elfutils' debuginfod serving one directory of debug files on a free
-    local port; yields (directory, URL) once it answers."""
+    local port; yields (directory, URL)."""
     import shutil
     import socket
 
@@ -188,7 +188,7 @@ def debuginfod_server(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        yield served, url, proc
+        yield served, url
     finally:
         proc.terminate()
         proc.wait(10)
@@ -220,7 +220,7 @@ def test_a_vmlinux_found_nowhere_local_comes_from_debuginfod(crash_dir, debuginf
 
     crash, debug, x86, arm = crash_dir
     shutil.rmtree(crash / "broken")
-    served, url, _ = debuginfod_server
+    served, url = debuginfod_server
     shutil.copyfile(arm.vmlinux, served / "vmlinux-arm64")
     wait_served(url, elf_build_id(arm.vmlinux))
     only_x86 = tmp_path / "only-x86"
