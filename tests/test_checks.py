@@ -325,22 +325,64 @@ def test_clean_dump_yields_no_findings(fx: Fixture):
         assert r.unreadable == [], name
 
 
-def test_parallel_scan_equals_the_single_process_scan():
-    from drgn_mmtools.kernel.memmap import flag_test, scan_pages, scan_pages_parallel
-    from drgn_mmtools.kernel.pageflags import pageflag_bit, page_type_tests
+@pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
+def test_parallel_scan_equals_the_single_process_scan(fx: Fixture):
+    """The check's own scan (every predicate, captured orders, refcount-0
+    pages outside free blocks) gives the same PFNs in one process and in
+    two."""
+    from drgn_mmtools.analysis.pagesets import scan_predicates
+    from drgn_mmtools.kernel.memmap import scan_pages, scan_pages_parallel
     from drgn_mmtools.target import TargetSpec, open_program
 
-    fx = BUGS[0]
     spec = TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules)
     prog = open_program(spec)
-    preds = {"hwpoison": [flag_test(prog, pageflag_bit(prog, "PG_hwpoison"))],
-             "buddy": page_type_tests(prog, "buddy")}
-    one = scan_pages(prog, preds)
-    two = scan_pages_parallel(prog, spec, preds, 2)
+    preds, capture, outside = scan_predicates(prog)
+    one = scan_pages(prog, preds, capture=capture, outside=outside)
+    two = scan_pages_parallel(prog, spec, preds, 2, capture, outside)
     assert one.pages_scanned == two.pages_scanned > 0
     for name in preds:
-        assert list(one.matches[name]) == list(two.matches[name])
+        assert list(one.matches[name]) == list(two.matches[name]), name
+    for name in capture:
+        assert list(one.values[name]) == list(two.values[name]), name
     assert sorted(one.matches["hwpoison"]) == sorted(t["pfn"] for t in fx.truth("hwpoison"))
+
+
+FIRST_OF_EACH_KERNEL = list({(f.data["kernel_release"], f.data["arch"]): f
+                             for f in reversed(BUGS)}.values())
+
+
+@pytest.mark.parametrize("fx", FIRST_OF_EACH_KERNEL, ids=ids(FIRST_OF_EACH_KERNEL))
+def test_refcount0_pages_are_those_outside_free_blocks(fx: Fixture):
+    """The scan keeps only the zero-refcount pages that are not tails and not
+    in a free block: the same PFNs stock drgn finds page by page against the
+    zones' free lists."""
+    import drgn
+    from drgn.helpers.linux.mm import PageTail, for_each_page, page_to_pfn
+
+    from drgn_mmtools.analysis.session import Session
+    from drgn_mmtools.target import TargetSpec, open_program
+
+    from .manifests import open_dump
+
+    sets = Session(open_program(TargetSpec(core=fx.dump, vmlinux=fx.vmlinux,
+                                           modules=fx.modules))).page_sets
+    stock = open_dump(fx.path)
+    free = oracle.free_blocks(stock)
+    in_free = bytearray(max(e for _, e in free) + 1)
+    for s, e in free:
+        in_free[s:e] = b"\1" * (e - s)
+    want = []
+    for page in for_each_page(stock):
+        try:
+            if page._refcount.counter.value_() or PageTail(page):
+                continue
+        except drgn.FaultError:
+            continue
+        pfn = page_to_pfn(page).value_()
+        if pfn >= len(in_free) or not in_free[pfn]:
+            want.append(pfn)
+    assert list(sets.refcount0) == want
+    assert len(want) < sum(e - s for s, e in free)  # the free pages are not in it
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))

@@ -25,8 +25,9 @@ from ..kernel.probe import member_offsets
 __all__ = ("PageSets", "scan_predicates")
 
 
-def scan_predicates(prog: drgn.Program) -> tuple[dict, dict]:
-    """``(predicates, capture)`` for :func:`~drgn_mmtools.kernel.memmap.scan_pages`."""
+def scan_predicates(prog: drgn.Program) -> tuple[dict, dict, dict]:
+    """``(predicates, capture, outside)`` for
+    :func:`~drgn_mmtools.kernel.memmap.scan_pages`."""
     lay = page_layout(prog)
     little = lay.byteorder == "little"
     tail = ByteTest(lay.compound_head + (0 if little else lay.word - 1), 1, 1)
@@ -47,11 +48,13 @@ def scan_predicates(prog: drgn.Program) -> tuple[dict, dict]:
     table = page_type_tests(prog, "table")
     if table:
         preds["table"] = table
-    # A zero refcount on a page that is not a tail (tails keep theirs at 0).
+    # A zero refcount on a page that is not a tail (tails keep theirs at 0),
+    # outside the free blocks (all of whose pages have one).
     preds["refcount0"] = [ByteTest(lay.refcount + i, 0xFF, 0) for i in range(4)] + [
         ByteTest(tail.offset, 1, 0)]
     private = member_offsets(prog, "struct page", "private")["private"]
-    return preds, {"buddy": (private, lay.word)}
+    outside = {"refcount0": "buddy"} if "buddy" in preds else {}
+    return preds, {"buddy": (private, lay.word)}, outside
 
 
 @dataclass
@@ -62,7 +65,8 @@ class PageSets:
     hwpoison: array
     has_hwpoisoned: array
     slab: array  #: sorted PFNs
-    refcount0: array  #: sorted PFNs of non-tail pages with a zero refcount
+    #: sorted PFNs of non-tail pages with a zero refcount outside free blocks
+    refcount0: array
     tail: array  #: sorted PFNs of tail pages
     free: list[tuple[int, int]]  #: free buddy blocks as [start, end) PFNs, sorted
     table: array = None  # type: ignore[assignment]  #: sorted PFNs of page-table pages (PageTable)

@@ -140,9 +140,9 @@ class Session:
     def page_sets(self) -> PageSets:
         """Poisoned, free, slab, refcount-0 and tail pages, from one mem_map scan
         shared by every check."""
-        preds, capture = scan_predicates(self.prog)
+        preds, capture, outside = scan_predicates(self.prog)
         try:
-            scan = self.scan_pages(preds, capture)
+            scan = self.scan_pages(preds, capture, outside)
         except drgn.FaultError as e:
             # mem_section or vmemmap itself is unreadable: nothing was scanned.
             scan = MemmapScan({name: array("Q") for name in preds},
@@ -153,7 +153,8 @@ class Session:
         return PageSets.from_scan(scan)
 
     def scan_pages(self, preds: Mapping[str, Sequence[ByteTest]],
-                   capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:
+                   capture: Mapping[str, tuple[int, int]] | None = None,
+                   outside: Mapping[str, str] | None = None) -> MemmapScan:
         """A mem_map scan; split across processes for big kdump-compressed dumps,
         where zlib decompression bounds a single process."""
         workers = self.options.workers or os.cpu_count() or 1
@@ -161,8 +162,8 @@ class Session:
         spec = self.spec
         if (workers > 1 and pages >= PARALLEL_MIN_PAGES and spec is not None
                 and spec.core is not None and read_header(spec.core).format == "kdump"):
-            return scan_pages_parallel(self.prog, spec, preds, workers, capture)
-        return scan_pages(self.prog, preds, capture=capture)
+            return scan_pages_parallel(self.prog, spec, preds, workers, capture, outside)
+        return scan_pages(self.prog, preds, capture=capture, outside=outside)
 
     @property
     def page_shift(self) -> int:

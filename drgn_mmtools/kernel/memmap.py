@@ -122,7 +122,8 @@ def _match(buf: bytes, n: int, stride: int, tests: Sequence[ByteTest]) -> bytes:
 
 def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: int,
                 preds: Mapping[str, Sequence[ByteTest]], result: MemmapScan,
-                min_pages: int, capture: Mapping[str, tuple[int, int]]) -> None:
+                min_pages: int, capture: Mapping[str, tuple[int, int]],
+                outside: Mapping[str, str]) -> None:
     try:
         buf = prog.read(addr, n * stride)
     except (drgn.FaultError, OverflowError, ValueError):  # unreadable, or a wild mem_map address
@@ -130,13 +131,19 @@ def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: i
             result.unreadable.append((start_pfn, start_pfn + n))
             return
         half = max(min_pages, (n // 2) // min_pages * min_pages)
-        _scan_chunk(prog, start_pfn, half, addr, stride, preds, result, min_pages, capture)
+        _scan_chunk(prog, start_pfn, half, addr, stride, preds, result, min_pages, capture,
+                    outside)
         _scan_chunk(prog, start_pfn + half, n - half, addr + half * stride, stride, preds,
-                    result, min_pages, capture)
+                    result, min_pages, capture, outside)
         return
     result.pages_scanned += n
-    for name, tests in preds.items():
+    blocking = set(outside.values())
+    blocks: dict[str, list[tuple[int, int]]] = {}
+    # Predicates that exclude another's blocks go last, once those are known.
+    for name, tests in sorted(preds.items(), key=lambda kv: kv[0] in outside):
         hits = _match(buf, n, stride, tests)
+        if name in outside:
+            hits = _mask_blocks(hits, blocks.get(outside[name], ()))
         out = result.matches[name]
         field_ = capture.get(name)
         vals = result.values.get(name)
@@ -145,14 +152,33 @@ def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: i
             out.append(start_pfn + i)
             if field_ is not None and vals is not None:
                 off = i * stride + field_[0]
-                vals.append(int.from_bytes(buf[off:off + field_[1]], sys.byteorder))
+                value = int.from_bytes(buf[off:off + field_[1]], sys.byteorder)
+                vals.append(value)
+                if name in blocking and value < 64:
+                    blocks.setdefault(name, []).append((i, 1 << value))
             i = hits.find(1, i + 1)
+
+
+def _mask_blocks(hits: bytes, blocks: Sequence[tuple[int, int]]) -> bytes:
+    """``hits`` (one 0/1 byte per page) with the pages of ``blocks``
+    (``(first index, pages)``, clipped to the chunk) cleared: one slice
+    assignment per block, none per page."""
+    if not blocks:
+        return hits
+    out = bytearray(hits)
+    zero = memoryview(bytes(len(out)))
+    for first, pages in blocks:
+        last = min(first + pages, len(out))
+        if first < last:
+            out[first:last] = zero[:last - first]
+    return bytes(out)
 
 
 def scan_pages(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
                ranges: Iterable[tuple[int, int, int]] | None = None,
                chunk_pages: int = CHUNK_PAGES,
-               capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:
+               capture: Mapping[str, tuple[int, int]] | None = None,
+               outside: Mapping[str, str] | None = None) -> MemmapScan:
     """Find the PFNs whose struct page passes every test of each predicate.
 
     :param preds: predicate name -> byte tests that must all hold.
@@ -162,6 +188,11 @@ def scan_pages(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
         to return for each match in ``values`` (read from the same chunk).
         Dumps are read in the host's byte order (x86_64 and aarch64 are both
         little-endian).
+    :param outside: predicate name -> a captured predicate whose value is a
+        buddy order: matches inside the ``1 << order`` pages from each of its
+        matches (in the same chunk) are dropped.  A zero refcount is common
+        to every page of a free block; only those outside one are news, and
+        the free pages would otherwise come back one PFN each.
     :returns: matches per predicate in ascending PFN order, pages read, and
         unreadable PFN ranges.
     """
@@ -169,15 +200,16 @@ def scan_pages(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
     # The smallest unit worth retrying: the struct pages in one page of vmemmap.
     min_pages = max(1, (object_value(prog, "PAGE_SIZE") or 4096) // stride)
     return _scan_ranges(prog, preds, valid_page_ranges(prog) if ranges is None else ranges,
-                        stride, min_pages, chunk_pages, capture or {})
+                        stride, min_pages, chunk_pages, capture or {}, outside or {})
 
 
 def _scan_ranges(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
                  ranges: Iterable[tuple[int, int, int]], stride: int, min_pages: int,
                  chunk_pages: int = CHUNK_PAGES,
-                 capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:
+                 capture: Mapping[str, tuple[int, int]] | None = None,
+                 outside: Mapping[str, str] | None = None) -> MemmapScan:
     """The scan proper: needs only memory reads, no debug info."""
-    capture = capture or {}
+    capture, outside = capture or {}, outside or {}
     result = MemmapScan(matches={name: array("Q") for name in preds},
                         values={name: array("Q") for name in capture})
     for start, end, addr in ranges:
@@ -185,7 +217,7 @@ def _scan_ranges(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
         while pfn < end:
             n = min(chunk_pages, end - pfn)
             _scan_chunk(prog, pfn, n, addr + (pfn - start) * stride, stride, preds, result,
-                        min_pages, capture)
+                        min_pages, capture, outside)
             pfn += n
     return result
 
@@ -225,14 +257,16 @@ def _worker_init(core: str, arch: str, flags: int) -> None:
     _WORKER_PROG.set_core_dump(core)
 
 
-def _worker_scan(preds, ranges, stride: int, min_pages: int, capture) -> MemmapScan:
+def _worker_scan(preds, ranges, stride: int, min_pages: int, capture, outside) -> MemmapScan:
     assert _WORKER_PROG is not None
-    return _scan_ranges(_WORKER_PROG, preds, ranges, stride, min_pages, capture=capture)
+    return _scan_ranges(_WORKER_PROG, preds, ranges, stride, min_pages, capture=capture,
+                        outside=outside)
 
 
 def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[ByteTest]],
                         workers: int,
-                        capture: Mapping[str, tuple[int, int]] | None = None) -> MemmapScan:
+                        capture: Mapping[str, tuple[int, int]] | None = None,
+                        outside: Mapping[str, str] | None = None) -> MemmapScan:
     """:func:`scan_pages` split across worker processes, each with its own Program.
 
     Worth it for kdump-compressed dumps, where decompression bounds one
@@ -255,7 +289,7 @@ def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
                              initargs=(str(spec.core), prog.platform.arch.name,
                                        prog.platform.flags.value)) as pool:
         for part in pool.map(_worker_scan, [preds] * n, pieces, [stride] * n, [min_pages] * n,
-                             [dict(capture or {})] * n):
+                             [dict(capture or {})] * n, [dict(outside or {})] * n):
             result.merge(part)
     return result
 
