@@ -1,15 +1,21 @@
-"""Benchmark the mem_map scan against drgn's own helpers, on one big guest.
+"""Benchmark the mem_map scan, the whole check and the page-table walk
+against drgn's own helpers, on one big guest.
 
-Boots the shipped x86_64 kernel with 16 GiB of RAM (generated on demand,
-never committed), dumps it in QEMU's kdump-zlib and ELF formats, and for
-each dump runs in one process:
+Boots the shipped x86_64 kernel with 16 GiB of RAM and the bugs scenarios
+(generated on demand under build/bench, never committed), dumps it with
+QEMU in ELF and in kdump-zlib (which QEMU writes in makedumpfile's flattened
+form; ``makedumpfile -R`` turns it into the seekable file kdump itself
+saves), and for each dump prints, in one run:
 
-  drgn     for_each_page() + PageHWPoison() (timed over --drgn-seconds)
-  raw      prog.read() of every struct page, 4 MiB at a time, one stream
-  scan     drgn_mmtools' vectorized scan, one process
-  scan-N   the same split over N worker processes (kdump-compressed only)
+  drgn loop     for_each_page() + PageHWPoison(), timed over --drgn-seconds
+  raw read      prog.read() of every struct page, 4 MiB at a time, one stream
+  scan 1        drgn_mmtools' scan with the check's own predicates, one process
+  scan N        the same over N forked workers
+  full check    ``drgn-mmtools check`` as a command: wall time and peak RSS
+  pt walk       every address space's page tables walked once, against
+                drgn's follow_pfn() per mapped page
 
-and prints pages/s and the ratios.  Usage:
+as pages/s and ratios.  Usage:
 
   python3 bench/memmap_scan.py [--memory-mib 16384] [--workdir DIR] [--keep]
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import drgn  # noqa: E402
-from drgn.helpers.linux.mm import PageHWPoison, for_each_page  # noqa: E402
+from drgn.helpers.linux.mm import PageHWPoison, follow_pfn, for_each_page  # noqa: E402
 
+from drgn_mmtools.analysis.pagesets import scan_predicates  # noqa: E402
 from drgn_mmtools.kernel.memmap import (  # noqa: E402
-    flag_test, scan_pages, scan_pages_parallel, valid_page_ranges)
-from drgn_mmtools.kernel.pageflags import pageflag_bit  # noqa: E402
+    scan_pages, scan_pages_parallel, valid_page_ranges)
 from drgn_mmtools.kernel.probe import quiet_drgn_logs  # noqa: E402
 from drgn_mmtools.target import TargetSpec, open_program  # noqa: E402
 from fixtures import lab  # noqa: E402
@@ -68,32 +75,79 @@ def raw_read(prog: drgn.Program) -> tuple[int, float]:
     return n, time.monotonic() - start
 
 
+def full_check(spec: TargetSpec) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in KiB, exit status) of the check command."""
+    cmd = [sys.executable, "-m", "drgn_mmtools", "check", str(spec.core), "--vmlinux",
+           str(spec.vmlinux), "--format", "json", "--output", os.devnull]
+    for m in spec.modules:
+        cmd += ["--module", str(m)]
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return time.monotonic() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+
+
+def page_table_walk(prog: drgn.Program, spec: TargetSpec,
+                    seconds: float) -> tuple[int, float, int, float]:
+    """(pages, seconds) of our walk of every address space's page tables,
+    and (pages, seconds) of drgn's follow_pfn() on the same mapped pages,
+    stopped after ``seconds``.  The address spaces are listed first, outside
+    both timings."""
+    from drgn_mmtools.kernel.pgtable import page_table_format, walk_user_page_tables
+    from drgn_mmtools.kernel.tasks import user_mms
+
+    mms = [u.mm for u in user_mms(prog)]
+    shift = page_table_format(prog).page_shift  # probed once, outside the timing
+    start = time.monotonic()
+    leaves = [(mm, list(walk_user_page_tables(prog, mm.pgd.value_()))) for mm in mms]
+    ours_s = time.monotonic() - start
+    ours = sum(leaf.size >> shift for _, ls in leaves for leaf in ls)
+    n, start = 0, time.monotonic()
+    for mm, ls in leaves:
+        for leaf in ls:
+            for i in range(leaf.size >> shift):
+                try:
+                    follow_pfn(mm, leaf.vaddr + (i << shift))
+                except drgn.FaultError:
+                    pass
+                n += 1
+            if time.monotonic() - start > seconds:
+                return ours, ours_s, n, time.monotonic() - start
+    return ours, ours_s, n, time.monotonic() - start
+
+
 def measure(name: str, spec: TargetSpec, drgn_seconds: float, workers: int) -> None:
     prog = open_program(spec)
-    preds = {"hwpoison": [flag_test(prog, pageflag_bit(prog, "PG_hwpoison"))]}
+    preds, capture, outside = scan_predicates(prog)
     rows = []
     n, t = drgn_loop(prog, drgn_seconds)
     rows.append(("drgn for_each_page+PageHWPoison", n, t))
     n, t = raw_read(prog)
     rows.append(("raw prog.read, one stream", n, t))
     start = time.monotonic()
-    r = scan_pages(prog, preds)
-    rows.append(("drgn_mmtools scan, one process", r.pages_scanned, time.monotonic() - start))
-    found = len(r.matches["hwpoison"])
+    one = scan_pages(prog, preds, capture=capture, outside=outside)
+    rows.append(("scan, 1 process", one.pages_scanned, time.monotonic() - start))
     if workers > 1:
         start = time.monotonic()
-        rp = scan_pages_parallel(prog, spec, preds, workers)
-        rows.append((f"drgn_mmtools scan, {workers} processes", rp.pages_scanned,
-                     time.monotonic() - start))
-        assert list(rp.matches["hwpoison"]) == list(r.matches["hwpoison"])
+        many = scan_pages_parallel(prog, spec, preds, workers, capture, outside)
+        rows.append((f"scan, {workers} processes", many.pages_scanned, time.monotonic() - start))
+        assert all(list(many.matches[k]) == list(one.matches[k]) for k in preds)
+    check_s, rss_kib, status = full_check(spec)
+    rows.append((f"full check (exit {status}, peak RSS {rss_kib >> 10} MiB)", rows[1][1], check_s))
     base = rows[0][1] / rows[0][2]
     raw = rows[1][1] / rows[1][2]
-    print(f"\n{name}: {rows[1][1]:,} struct pages, {found} PG_hwpoison", flush=True)
-    print(f"  {'method':38} {'pages':>11} {'seconds':>8} {'M pages/s':>10} {'x drgn':>8} {'x raw':>6}")
+    print(f"\n{name}: {rows[1][1]:,} struct pages, "
+          f"{len(one.matches.get('hwpoison', []))} PG_hwpoison", flush=True)
+    print(f"  {'method':44} {'pages':>11} {'seconds':>8} {'M pages/s':>10} {'x drgn':>8} "
+          f"{'x raw':>6}")
     for label, pages, secs in rows:
         rate = pages / secs
-        print(f"  {label:38} {pages:>11,} {secs:>8.2f} {rate / 1e6:>10.2f} {rate / base:>8.1f} "
+        print(f"  {label:44} {pages:>11,} {secs:>8.2f} {rate / 1e6:>10.2f} {rate / base:>8.1f} "
               f"{rate / raw:>6.2f}", flush=True)
+    ours, ours_s, theirs, theirs_s = page_table_walk(prog, spec, drgn_seconds)
+    print(f"  page-table walk: {ours:,} mapped pages in {ours_s:.2f} s; drgn follow_pfn "
+          f"{theirs:,} in {theirs_s:.2f} s; {ours / ours_s / (theirs / theirs_s):.1f}x "
+          "per mapped page", flush=True)
 
 
 def main() -> int:
@@ -101,7 +155,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--memory-mib", type=int, default=16384)
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "bench")
-    parser.add_argument("--drgn-seconds", type=float, default=15.0)
+    parser.add_argument("--drgn-seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--keep", action="store_true", help="keep the dumps")
     args = parser.parse_args()
@@ -115,12 +169,18 @@ def main() -> int:
         try:
             guest.wait_ready(timeout=1200)
             for fmt, path in dumps.items():
-                path.unlink(missing_ok=True)
-                secs = guest.dump(path, fmt)
-                print(f"{fmt} dump of {args.memory_mib} MiB: {path.stat().st_size >> 20} MiB "
+                raw = path.with_suffix(".qemu") if fmt == "kdump-zlib" else path
+                raw.unlink(missing_ok=True)
+                secs = guest.dump(raw, fmt)
+                print(f"{fmt} dump of {args.memory_mib} MiB: {raw.stat().st_size >> 20} MiB "
                       f"in {secs:.1f} s")
         finally:
             guest.stop()
+        flat = dumps["kdump-zlib"].with_suffix(".qemu")
+        with flat.open("rb") as src:
+            subprocess.run(["makedumpfile", "-R", str(dumps["kdump-zlib"])], stdin=src,
+                           check=True, stdout=subprocess.DEVNULL)
+        flat.unlink()
     d = lab.arch_dir(arch)
     for fmt, path in dumps.items():
         spec = TargetSpec(core=path, vmlinux=d / "vmlinux.debug", modules=[d / "mmfixture.ko"])

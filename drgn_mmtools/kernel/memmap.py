@@ -109,11 +109,17 @@ def _table(mask: int, value: int) -> bytes:
     return _TABLES[key]
 
 
-def _match(buf: bytes, n: int, stride: int, tests: Sequence[ByteTest]) -> bytes:
+def _match(buf: bytes, n: int, stride: int, tests: Sequence[ByteTest],
+           seen: dict[ByteTest, int]) -> bytes:
+    """One 0/1 byte per page: whether it passes every test.  ``seen`` holds
+    this chunk's results per test, shared by the predicates (the tail bit
+    and the page-type byte serve several)."""
     acc: int | None = None
     for t in tests:
-        column = buf[t.offset:t.offset + n * stride:stride].translate(_table(t.mask, t.value))
-        bits = int.from_bytes(column, "little")
+        bits = seen.get(t)
+        if bits is None:
+            column = buf[t.offset:t.offset + n * stride:stride]
+            bits = seen[t] = int.from_bytes(column.translate(_table(t.mask, t.value)), "little")
         acc = bits if acc is None else acc & bits
         if not acc:
             break
@@ -139,9 +145,10 @@ def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: i
     result.pages_scanned += n
     blocking = set(outside.values())
     blocks: dict[str, list[tuple[int, int]]] = {}
+    seen: dict[ByteTest, int] = {}
     # Predicates that exclude another's blocks go last, once those are known.
     for name, tests in sorted(preds.items(), key=lambda kv: kv[0] in outside):
-        hits = _match(buf, n, stride, tests)
+        hits = _match(buf, n, stride, tests, seen)
         if name in outside:
             hits = _mask_blocks(hits, blocks.get(outside[name], ()))
         out = result.matches[name]
@@ -279,7 +286,9 @@ def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
 
     stride = prog.type("struct page").size
     min_pages = max(1, (object_value(prog, "PAGE_SIZE") or 4096) // stride)
-    pieces = split_ranges(valid_page_ranges(prog), workers * 4, stride)
+    # One piece per worker: fewer results to pickle back; the pieces hold
+    # equal page counts.
+    pieces = split_ranges(valid_page_ranges(prog), workers, stride)
     n = len(pieces)
     result = MemmapScan(matches={name: array("Q") for name in preds},
                         values={name: array("Q") for name in capture or {}})
