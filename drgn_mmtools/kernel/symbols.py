@@ -113,6 +113,16 @@ def symbolize(prog: drgn.Program, address: int) -> SymbolRef:
     SymbolRef whose ``name`` and ``source`` are None."""
     if not address:
         return SymbolRef(0, None, 0, None)
+    # Cached per program, as the kallsyms tables are: the same few vm_ops,
+    # fault and page_mkwrite handlers come up for every VMA.
+    cache = prog.cache.setdefault("mmtools_symbolize", {})
+    ref = cache.get(address)
+    if ref is None:
+        ref = cache[address] = _symbolize(prog, address)
+    return ref
+
+
+def _symbolize(prog: drgn.Program, address: int) -> SymbolRef:
     module = _module_name(prog, address)
     try:
         sym = prog.symbol(address)
