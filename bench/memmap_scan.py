@@ -1,8 +1,9 @@
 """Benchmark the mem_map scan, the whole check and the page-table walk
 against drgn's own helpers, on one big guest.
 
-Boots the shipped x86_64 kernel with 16 GiB of RAM and the bugs scenarios
-(generated on demand under build/bench, never committed), dumps it with
+Boots the shipped x86_64 kernel with 16 GiB of RAM, the bugs scenarios and a
+process holding 4 GiB of populated anonymous memory (generated on demand
+under build/bench, never committed), dumps it with
 QEMU in ELF and in kdump-zlib (which QEMU writes in makedumpfile's flattened
 form; ``makedumpfile -R`` turns it into the seekable file kdump itself
 saves), and for each dump prints, in one run:
@@ -43,6 +44,19 @@ from drgn_mmtools.kernel.probe import quiet_drgn_logs  # noqa: E402
 from drgn_mmtools.target import TargetSpec, open_program  # noqa: E402
 from fixtures import lab  # noqa: E402
 from fixtures.arches import ARCHES  # noqa: E402
+
+
+#: Run in the guest through the 9p share (the host's Python): map, populate
+#: and hold anonymous memory.
+MAP_JOB = """#!/bin/sh
+python3 -c '
+import mmap, time
+m = mmap.mmap(-1, {size}, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)
+print("MMBENCH mapped", flush=True)
+while True:
+    time.sleep(3600)
+' &
+"""
 
 
 def drgn_loop(prog: drgn.Program, seconds: float) -> tuple[int, float]:
@@ -157,6 +171,8 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "bench")
     parser.add_argument("--drgn-seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--mapped-mib", type=int, default=4096,
+                        help="anonymous memory a guest process maps and populates")
     parser.add_argument("--keep", action="store_true", help="keep the dumps")
     args = parser.parse_args()
     quiet_drgn_logs()
@@ -165,9 +181,15 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     dumps = {"kdump-zlib": work / "vmcore.kdump", "elf": work / "vmcore.elf"}
     if not all(p.exists() for p in dumps.values()):
-        guest = lab.boot_shipped(arch, "bugs", work / "guest", memory_mib=args.memory_mib)
+        # Besides the scenarios, a process maps and populates --mapped-mib of
+        # anonymous memory, so that the page-table walk has pages to walk.
+        job = work / "map-memory.sh"
+        job.write_text(MAP_JOB.format(size=args.mapped_mib << 20))
+        guest = lab.boot_shipped(arch, "bugs", work / "guest", memory_mib=args.memory_mib,
+                                 share=Path("/"), extra_append=f"mmjob={job}")
         try:
             guest.wait_ready(timeout=1200)
+            guest.wait_for(r"^MMBENCH mapped", 1200)
             for fmt, path in dumps.items():
                 raw = path.with_suffix(".qemu") if fmt == "kdump-zlib" else path
                 raw.unlink(missing_ok=True)

@@ -70,6 +70,9 @@ class PageSets:
     tail: array  #: sorted PFNs of tail pages
     free: list[tuple[int, int]]  #: free buddy blocks as [start, end) PFNs, sorted
     table: array = None  # type: ignore[assignment]  #: sorted PFNs of page-table pages (PageTable)
+    #: PFNs of table, tail, slab and refcount-0 pages: a mapped PFN outside
+    #: this set and outside free blocks has nothing to report (set after init)
+    flagged: frozenset = frozenset()
 
     @classmethod
     def from_scan(cls, scan: MemmapScan) -> "PageSets":
@@ -81,6 +84,33 @@ class PageSets:
         return cls(scan, m.get("hwpoison", empty), m.get("has_hwpoisoned", empty),
                    m.get("slab", empty), m.get("refcount0", empty), m.get("tail", empty), free,
                    m.get("table", empty))
+
+    def __post_init__(self) -> None:
+        # Per-mapped-page questions are answered in O(1): a bitmap of the
+        # pages in free blocks (1 bit per page, one slice per aligned block),
+        # and the few PFNs of the other sets in one Python set.
+        top = max((e for _, e in self.free), default=0)
+        bits = bytearray((top + 7) >> 3)
+        for start, end in self.free:
+            pfn = start
+            while pfn < end and pfn & 7:
+                bits[pfn >> 3] |= 1 << (pfn & 7)
+                pfn += 1
+            whole = (end - pfn) >> 3
+            if whole:
+                bits[pfn >> 3:(pfn >> 3) + whole] = b"\xff" * whole
+                pfn += whole << 3
+            while pfn < end:
+                bits[pfn >> 3] |= 1 << (pfn & 7)
+                pfn += 1
+        self._free_bits = bits
+        self.flagged = frozenset().union(self.table or (), self.tail, self.slab,
+                                         self.refcount0)
+
+    def is_free(self, pfn: int) -> bool:
+        """Whether ``pfn`` lies in a free buddy block."""
+        i = pfn >> 3
+        return i < len(self._free_bits) and bool(self._free_bits[i] >> (pfn & 7) & 1)
 
     @property
     def free_pages(self) -> int:

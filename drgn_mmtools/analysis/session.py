@@ -243,13 +243,19 @@ class Session:
         except drgn.FaultError:
             return None
 
-    def pfn_valid(self, pfn: int) -> bool | None:
-        """Whether pfn has a struct page; None when that cannot be known."""
+    def pfn_range(self, pfn: int) -> tuple[int, int] | None:
+        """The valid PFN range ``[start, end)`` that holds pfn, or None."""
         ranges = self.pfn_ranges
         if ranges is None:
             return None
         i = bisect.bisect_right(ranges, (pfn, float("inf"))) - 1
-        return i >= 0 and ranges[i][0] <= pfn < ranges[i][1]
+        return ranges[i] if i >= 0 and ranges[i][0] <= pfn < ranges[i][1] else None
+
+    def pfn_valid(self, pfn: int) -> bool | None:
+        """Whether pfn has a struct page; None when that cannot be known."""
+        if self.pfn_ranges is None:
+            return None
+        return self.pfn_range(pfn) is not None
 
     def swap_refs(self, pfns: set[int]) -> dict[int, list[tuple[MmMap, int, int, int]]]:
         """Non-present entries that name each of ``pfns`` as a special swap

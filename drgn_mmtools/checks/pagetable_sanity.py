@@ -71,6 +71,8 @@ RULES = (
 def problem(ctx: Session, pfn: int, pages: int, devmap: bool) -> tuple[str, str] | None:
     """(rule, what) is wrong with mapping ``pages`` pages from ``pfn``, or None."""
     sets = ctx.page_sets
+    if pages == 1 and pfn not in sets.flagged and not sets.is_free(pfn):
+        return None  # the common case, in O(1)
     if sets.free_overlap(pfn, pages):
         return "free-page", "a free (buddy) page"
     if sets.table and sets.has(sets.table, pfn):
@@ -182,14 +184,22 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
                           dict(pid=pid, comm=comm, address=va, level=level, level_name=name,
                                entry=value, why=whys[0], swap_type=readings[0].type,
                                swap_offset=readings[0].offset)))
-        for leaf in mm.leaves:
-            vma = mm.vmas.at(leaf.vaddr)
+
+        def evidence(leaf, vma) -> dict:
             level = (leaf.size >> shift).bit_length() - 1
             level = level // fmt.bits_per_level if level else 0
-            ev = {"pid": pid, "pids": mm.users.pids, "comm": comm, "address": leaf.vaddr,
-                  "pfn": leaf.pfn, "entry": leaf.entry, "size": leaf.size, "level": level,
-                  "level_name": fmt.level_name(level), "vma_file": vma.file if vma else None}
+            return {"pid": pid, "pids": mm.users.pids, "comm": comm, "address": leaf.vaddr,
+                    "pfn": leaf.pfn, "entry": leaf.entry, "size": leaf.size, "level": level,
+                    "level_name": fmt.level_name(level), "vma_file": vma.file if vma else None}
+
+        vma = None
+        ram = (0, 0)  # the last valid PFN range a leaf fell in
+        for leaf in mm.leaves:
+            # Leaves come in address order: the last VMA usually holds the next.
+            if vma is None or not vma.start <= leaf.vaddr < vma.end:
+                vma = mm.vmas.at(leaf.vaddr)
             if vma is None:
+                ev = evidence(leaf, vma)
                 # With the VMA walk broken off, "outside any VMA" is unknown.
                 if mm.vmas_complete:
                     found.append(("outside-vma", f"pid {pid} ({comm}) has a present "
@@ -197,12 +207,16 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
                 continue
             if leaf.special or vma.special:
                 continue
-            if ctx.pfn_valid(leaf.pfn) is False:
-                found.append(("outside-ram", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} at "
-                              f"{leaf.vaddr:#x}, outside RAM with struct pages", ev))
-                continue
+            if not ram[0] <= leaf.pfn < ram[1]:
+                if ctx.pfn_valid(leaf.pfn) is False:
+                    found.append(("outside-ram", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} "
+                                  f"at {leaf.vaddr:#x}, outside RAM with struct pages",
+                                  evidence(leaf, vma)))
+                    continue
+                ram = ctx.pfn_range(leaf.pfn) or (0, 0)
             bad = problem(ctx, leaf.pfn, leaf.size >> shift, leaf.devmap)
             if bad:
+                ev = evidence(leaf, vma)
                 rule, what = bad
                 page = ctx.page(leaf.pfn)
                 extra = ({"refcount": page.refcount, "mapcount": page.mapcount,
