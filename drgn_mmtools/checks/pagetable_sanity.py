@@ -192,12 +192,9 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
                     "pfn": leaf.pfn, "entry": leaf.entry, "size": leaf.size, "level": level,
                     "level_name": fmt.level_name(level), "vma_file": vma.file if vma else None}
 
-        vma = None
         ram = (0, 0)  # the last valid PFN range a leaf fell in
         for leaf in mm.leaves:
-            # Leaves come in address order: the last VMA usually holds the next.
-            if vma is None or not vma.start <= leaf.vaddr < vma.end:
-                vma = mm.vmas.at(leaf.vaddr)
+            vma = mm.vmas.at(leaf.vaddr)
             if vma is None:
                 ev = evidence(leaf, vma)
                 # With the VMA walk broken off, "outside any VMA" is unknown.

@@ -210,6 +210,16 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
     # phys), in address order.  The frames on the stack are the path from
     # the top: a child that is one of them closes a cycle.
     stack: list[tuple[array, int, int, int, int]] = [(top, top_level, 0, 0, top_phys)]
+    # The fast path of a present, valid page-level entry (most of what a walk
+    # sees); everything else takes the general path below.
+    page_shift, reserved = fmt.page_shift, walk.reserved_mask
+    if x86:
+        valid_pte, valid_value = _X86_PRESENT | reserved, _X86_PRESENT
+        phys_mask = _X86_PHYS_MASK & ~(table_bytes - 1)
+    else:
+        valid_pte, valid_value = _ARM_VALID | _ARM_TABLE | reserved, _ARM_VALID | _ARM_TABLE
+        phys_mask = _ARM_OA_MASK & ~(table_bytes - 1)
+    new_leaf = tuple.__new__
     while stack:
         words, level, base, i, here = stack.pop()
         shift = fmt.shift(level)
@@ -223,6 +233,18 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
                 continue
             if va >= end:
                 break
+            if level == 0 and e & valid_pte == valid_value:
+                pfn = (e & phys_mask) >> page_shift
+                if x86:
+                    yield new_leaf(Leaf, (va, size, pfn, e, bool(e & _X86_RW),
+                                          bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL),
+                                          bool(e & _X86_DEVMAP), False))
+                else:
+                    writable = bool(e & _ARM_DBM)
+                    yield new_leaf(Leaf, (va, size, pfn, e, writable,
+                                          bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
+                                          bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP), False))
+                continue
             if x86:
                 present = bool(e & _X86_PRESENT)
                 if not present and not e & ~(_X86_ACCESSED | _X86_DIRTY):

@@ -140,12 +140,19 @@ class VmaMap:
     def __init__(self, vmas: Sequence[VmaInfo]) -> None:
         self.vmas = sorted(vmas, key=lambda v: v.start)
         self._starts = [v.start for v in self.vmas]
+        self._last: VmaInfo | None = None
 
     def at(self, address: int) -> VmaInfo | None:
-        """The VMA that contains ``address``, if any."""
+        """The VMA that contains ``address``, if any.  Callers mostly ask in
+        address order (one question per mapped page), so the last VMA found
+        is tried before the search."""
+        last = self._last
+        if last is not None and last.start <= address < last.end:
+            return last
         i = bisect.bisect_right(self._starts, address) - 1
         if i >= 0 and self.vmas[i].start <= address < self.vmas[i].end:
-            return self.vmas[i]
+            self._last = self.vmas[i]
+            return self._last
         return None
 
     def __iter__(self):
