@@ -230,7 +230,10 @@ class Session:
 
     def unreadable_pages(self, pfns) -> list[str]:
         """One line on the struct pages among ``pfns`` that could not be read."""
-        bad = sorted(p for p in set(pfns) if p in self._pages and self._pages[p] is None)
+        failed = {p for p, page in self._pages.items() if page is None}  # the few failed reads
+        if not failed:
+            return []
+        bad = sorted(failed.intersection(pfns))
         if not bad:
             return []
         return [f"struct pages of {len(bad)} mapped pfns (first {bad[0]:#x}, last {bad[-1]:#x})"]

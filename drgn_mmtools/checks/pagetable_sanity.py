@@ -193,8 +193,13 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
                     "level_name": fmt.level_name(level), "vma_file": vma.file if vma else None}
 
         ram = (0, 0)  # the last valid PFN range a leaf fell in
+        flagged, is_free = sets.flagged, sets.is_free
         for leaf in mm.leaves:
             vma = mm.vmas.at(leaf.vaddr)
+            if (vma is not None and ram[0] <= leaf.pfn < ram[1] and leaf.size >> shift == 1
+                    and leaf.pfn not in flagged and not is_free(leaf.pfn)
+                    and not leaf.special):
+                continue  # a page of RAM that is in no page set: nothing to check
             if vma is None:
                 ev = evidence(leaf, vma)
                 # With the VMA walk broken off, "outside any VMA" is unknown.
