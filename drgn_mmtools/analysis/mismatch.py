@@ -18,7 +18,7 @@ from drgn.helpers.linux.xarray import xa_load
 
 from ..kernel.pgtable import Leaf
 from ..kernel.vma import VM_SHARED, VmaInfo
-from .session import MmMap, Session
+from .session import MmMap, Session, leaves_by_vma
 
 __all__ = ("VM_WRITE", "in_page_cache", "mismatches", "owns_its_pages", "vma_evidence")
 
@@ -59,30 +59,39 @@ def mismatches(ctx: Session, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
         return ctx.mismatch_cache[id(mm)]
     out = []
     shift = ctx.page_shift
-    for leaf in mm.leaves:
-        if leaf.special:
-            continue
-        vma = mm.vmas.at(leaf.vaddr)
+    for vma, leaves in leaves_by_vma(mm):
         if vma is None or not vma.mapping or vma.special:
-            continue
-        page = ctx.page(leaf.pfn)
-        if page is None or page.buddy or page.slab:
-            continue  # unreadable, free-block head or slab: pagetable-sanity's business
-        if page.mapping_kind in ("anon", "ksm", "movable"):
-            continue  # COW copies in private file mappings, or non-LRU movable
-        strict = owns_its_pages(vma)
-        if page.mapping_kind == "none":
-            # A page inside a free buddy block has no mapping either: that is
-            # pagetable-sanity's "free page mapped", not a truncation.
-            if not leaf.devmap and not ctx.page_sets.free_overlap(leaf.pfn):
-                out.append((leaf, vma, "truncated" if strict else "lent-page"))
-        elif page.mapping != vma.mapping:
-            out.append((leaf, vma, "other-file" if strict else "lent-page"))
-        elif not vma.index_matches(page.index + (page.pfn - page.head_pfn), leaf.vaddr, shift):
-            out.append((leaf, vma, "index"))
+            continue  # anonymous, PFN-mapped, or outside VMAs: not this analysis
+        for leaf in leaves:
+            if leaf.special:
+                continue
+            verdict = _judge(ctx, leaf, vma, shift)
+            if verdict:
+                out.append((leaf, vma, verdict))
     if shared:
         ctx.mismatch_cache[id(mm)] = out
     return out
+
+
+def _judge(ctx: Session, leaf: Leaf, vma: VmaInfo, shift: int) -> str | None:
+    """The rule a file-backed leaf breaks, or None."""
+    page = ctx.page(leaf.pfn)
+    if page is None or page.buddy or page.slab:
+        return None  # unreadable, free-block head or slab: pagetable-sanity's business
+    if page.mapping_kind in ("anon", "ksm", "movable"):
+        return None  # COW copies in private file mappings, or non-LRU movable
+    strict = owns_its_pages(vma)
+    if page.mapping_kind == "none":
+        # A page inside a free buddy block has no mapping either: that is
+        # pagetable-sanity's "free page mapped", not a truncation.
+        if not leaf.devmap and not ctx.page_sets.free_overlap(leaf.pfn):
+            return "truncated" if strict else "lent-page"
+        return None
+    if page.mapping != vma.mapping:
+        return "other-file" if strict else "lent-page"
+    if not vma.index_matches(page.index + (page.pfn - page.head_pfn), leaf.vaddr, shift):
+        return "index"
+    return None
 
 
 def in_page_cache(prog: drgn.Program, mapping: int, index: int, head_pfn: int) -> bool | None:

@@ -33,7 +33,7 @@ from ..kernel.pgtable import (Corrupt, Leaf, PageTableWalk, page_table_format,
                               reserved_address_bits, walk_user_page_tables)
 from ..kernel.swap_entry import decode_swap, swap_types
 from ..kernel.tasks import MmUsers, user_mms
-from ..kernel.vma import VmaMap, mm_vmas
+from ..kernel.vma import VmaInfo, VmaMap, mm_vmas
 from ..target import TargetSpec
 
 #: From this many struct pages (4 GiB of 4 KiB pages) the scan of a
@@ -54,6 +54,28 @@ class MmMap(NamedTuple):
     corrupt: list[Corrupt]  #: page-table entries the walk refused to follow
     #: (vaddr, level, value) of non-present, non-none PTEs and PMDs
     nonpresent: list[tuple[int, int, int]]
+
+
+def leaves_by_vma(mm: "MmMap") -> list[tuple[VmaInfo | None, list[Leaf]]]:
+    """The leaves of ``mm`` grouped by the VMA that holds them, in address
+    order; leaves outside every VMA come in groups with None.  Two searches
+    per VMA instead of one per mapped page (the leaves and the VMAs are both
+    sorted by address).  Any kernel."""
+    leaves = mm.leaves
+    vaddrs = [leaf.vaddr for leaf in leaves]
+    out: list[tuple[VmaInfo | None, list[Leaf]]] = []
+    pos = 0
+    for vma in mm.vmas:
+        lo = bisect.bisect_left(vaddrs, vma.start, pos)
+        hi = bisect.bisect_left(vaddrs, vma.end, lo)
+        if lo > pos:
+            out.append((None, leaves[pos:lo]))
+        if hi > lo:
+            out.append((vma, leaves[lo:hi]))
+        pos = max(pos, hi)
+    if pos < len(leaves):
+        out.append((None, leaves[pos:]))
+    return out
 
 
 @dataclass

@@ -70,7 +70,7 @@ from drgn.helpers.linux.pid import find_task
 
 from .base import Check
 from ..analysis.mismatch import mismatches, vma_evidence
-from ..analysis.session import MmMap, Session
+from ..analysis.session import MmMap, Session, leaves_by_vma
 from ..report.findings import CheckResult
 from ..kernel.pgtable import Leaf
 from ..kernel.fs import file_mtime, kernel_time
@@ -210,25 +210,22 @@ def page_evidence(ctx: Session, mm: MmMap, address: int | None) -> PageEvidence:
         vmas = {vma.start: vma} if vma is not None and _mkwrite_vma(vma) else {}
     else:
         vmas = {v.start: v for v in mm.vmas if _mkwrite_vma(v)}
-    for leaf in mm.leaves:
-        at_address = address is not None and leaf.vaddr <= address < leaf.vaddr + leaf.size
-        if address is not None and not at_address:
-            continue
-        if leaf.writable:
-            ev.fault_page_writable = at_address
-            continue
-        vma = mm.vmas.at(leaf.vaddr)
-        if not _mkwrite_vma(vma):
-            continue
-        assert vma is not None
-        ev.stuck.append((leaf, vma))
-        if leaf.vaddr in refused_at:
-            ev.refused.append((leaf, vma, refused_at[leaf.vaddr]))
-    for leaf in mm.leaves:
-        if leaf.writable and leaf.dirty:
-            vma = mm.vmas.at(leaf.vaddr)
-            if vma is not None and vma.start in vmas:
-                ev.written_beside += 1
+    for vma, leaves in leaves_by_vma(mm):
+        mkwrite = _mkwrite_vma(vma)
+        for leaf in leaves:
+            at_address = address is not None and leaf.vaddr <= address < leaf.vaddr + leaf.size
+            if address is not None and not at_address:
+                continue
+            if leaf.writable:
+                ev.fault_page_writable = at_address
+                continue
+            if not mkwrite:
+                continue
+            ev.stuck.append((leaf, vma))
+            if leaf.vaddr in refused_at:
+                ev.refused.append((leaf, vma, refused_at[leaf.vaddr]))
+        if vma is not None and vma.start in vmas:
+            ev.written_beside += sum(1 for leaf in leaves if leaf.writable and leaf.dirty)
     ev.vmas = list(vmas.values())
     return ev
 

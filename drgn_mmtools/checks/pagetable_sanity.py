@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 
 from .base import Check
-from ..analysis.session import Session
+from ..analysis.session import Session, leaves_by_vma
 from ..report.findings import CappedFindings, CheckResult
 from ..kernel.pgtable import page_table_format
 from ..kernel.swap_entry import decode_swap, swap_types
@@ -194,37 +194,36 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
 
         ram = (0, 0)  # the last valid PFN range a leaf fell in
         flagged, is_free = sets.flagged, sets.is_free
-        for leaf in mm.leaves:
-            vma = mm.vmas.at(leaf.vaddr)
-            if (vma is not None and ram[0] <= leaf.pfn < ram[1] and leaf.size >> shift == 1
-                    and leaf.pfn not in flagged and not is_free(leaf.pfn)
-                    and not leaf.special):
-                continue  # a page of RAM that is in no page set: nothing to check
+        for vma, leaves in leaves_by_vma(mm):
             if vma is None:
-                ev = evidence(leaf, vma)
                 # With the VMA walk broken off, "outside any VMA" is unknown.
                 if mm.vmas_complete:
-                    found.append(("outside-vma", f"pid {pid} ({comm}) has a present "
-                                  f"page-table entry at {leaf.vaddr:#x} outside any VMA", ev))
+                    found += [("outside-vma", f"pid {pid} ({comm}) has a present page-table "
+                               f"entry at {leaf.vaddr:#x} outside any VMA", evidence(leaf, vma))
+                              for leaf in leaves]
                 continue
-            if leaf.special or vma.special:
+            if vma.special:
                 continue
-            if not ram[0] <= leaf.pfn < ram[1]:
-                if ctx.pfn_valid(leaf.pfn) is False:
-                    found.append(("outside-ram", f"pid {pid} ({comm}) maps pfn {leaf.pfn:#x} "
-                                  f"at {leaf.vaddr:#x}, outside RAM with struct pages",
-                                  evidence(leaf, vma)))
-                    continue
-                ram = ctx.pfn_range(leaf.pfn) or (0, 0)
-            bad = problem(ctx, leaf.pfn, leaf.size >> shift, leaf.devmap)
-            if bad:
-                ev = evidence(leaf, vma)
-                rule, what = bad
-                page = ctx.page(leaf.pfn)
-                extra = ({"refcount": page.refcount, "mapcount": page.mapcount,
-                          "flags": list(page.flag_names)} if page else {})
-                found.append((rule, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
-                              f"(pfn {leaf.pfn:#x})", {**ev, **extra}))
+            for leaf in leaves:
+                pfn = leaf.pfn
+                if (ram[0] <= pfn < ram[1] and leaf.size >> shift == 1 and pfn not in flagged
+                        and not is_free(pfn)) or leaf.special:
+                    continue  # a page of RAM in no page set, or no struct page semantics
+                if not ram[0] <= pfn < ram[1]:
+                    if ctx.pfn_valid(pfn) is False:
+                        found.append(("outside-ram", f"pid {pid} ({comm}) maps pfn {pfn:#x} "
+                                      f"at {leaf.vaddr:#x}, outside RAM with struct pages",
+                                      evidence(leaf, vma)))
+                        continue
+                    ram = ctx.pfn_range(pfn) or (0, 0)
+                bad = problem(ctx, pfn, leaf.size >> shift, leaf.devmap)
+                if bad:
+                    rule, what = bad
+                    page = ctx.page(pfn)
+                    extra = ({"refcount": page.refcount, "mapcount": page.mapcount,
+                              "flags": list(page.flag_names)} if page else {})
+                    found.append((rule, f"pid {pid} ({comm}) maps {what} at {leaf.vaddr:#x} "
+                                  f"(pfn {pfn:#x})", {**evidence(leaf, vma), **extra}))
         kept, held = confirmed(ctx, mm, found)
         # Why entries outside VMAs may be a passing state: "lock" (munmap in
         # progress), or "reader" (this very process, live on /proc/kcore,
