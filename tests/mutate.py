@@ -43,11 +43,12 @@ TARGETS: dict[str, tuple[str, ...] | None] = {
                               "progress_of", "evaluate", "run_dump"),
     "checks/hwpoison_pagecache.py": ("run",),
     "checks/dax_entries.py": ("run",),
-    "checks/pagetable_sanity.py": ("problem", "_corrupt_rule", "run"),
+    "checks/pagetable_sanity.py": ("problem", "_corrupt_rule", "_unplain_leaves", "run"),
     "kernel/swap_entry.py": ("decode_swap", "is_special", "problem"),
     "kernel/vma.py": ("index_matches", "_page_cache_file", "_ops_empty"),
-    "kernel/pgtable.py": ("walk_user_page_tables",),
-    "analysis/session.py": ("table_problem", "swap_refs", "mappers"),
+    "kernel/pgtable.py": ("walk_user_page_runs", "_plain_phys", "_page_level", "part"),
+    "analysis/session.py": ("table_problem", "swap_refs", "mappers", "leaves_by_vma"),
+    "analysis/pagesets.py": ("none_listed",),
 }
 
 TESTS = ["tests/test_rules.py", "tests/test_checks.py", "tests/test_fault_grade.py",

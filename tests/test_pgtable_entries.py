@@ -14,7 +14,8 @@ import struct
 import drgn
 import pytest
 
-from drgn_mmtools.kernel.pgtable import PageTableWalk, walk_user_page_tables
+from drgn_mmtools.kernel.pgtable import (LeafRun, PageTableWalk, iter_leaves,
+                                         walk_user_page_runs, walk_user_page_tables)
 
 PAGE = 4096
 PGD_VIRT = 0xFFFF_8000_0010_0000  # where "mm->pgd" points; also mapped physically
@@ -60,9 +61,18 @@ def tables(arch: str) -> Memory:
 
 
 def walk(arch: str, mem: Memory, **kw):
+    """The entry-by-entry walk; the walk in runs must see the same."""
     w = PageTableWalk(**kw)
     leaves = list(walk_user_page_tables(program(arch, mem), PGD_VIRT, w))
+    items, w2 = walk_runs(arch, mem, **kw)
+    assert list(iter_leaves(items)) == leaves
+    assert (w2.corrupt, w2.nonpresent, w2.unreadable) == (w.corrupt, w.nonpresent, w.unreadable)
     return leaves, w
+
+
+def walk_runs(arch: str, mem: Memory, **kw):
+    w = PageTableWalk(**kw)
+    return list(walk_user_page_runs(program(arch, mem), PGD_VIRT, w)), w
 
 
 X86_PAGE = 0x25  # present, user, accessed
@@ -171,3 +181,47 @@ def test_walk_stops_at_the_end_of_user_space():
     mem.set("pte", 0, 0x4242000 | X86_PAGE)
     leaves, w = walk("x86_64", mem)
     assert [leaf.vaddr for leaf in leaves] == [0]
+
+
+def page_entry(arch: str) -> int:
+    return X86_PAGE if arch == "x86_64" else ARM_PAGE
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_a_table_of_plain_entries_is_one_run(arch):
+    mem = tables(arch)
+    for i, pfn in ((3, 0x5000), (4, 0x4242), (400, 0x9999)):
+        mem.set("pte", i, pfn << 12 | page_entry(arch))
+    items, _ = walk_runs(arch, mem)
+    assert [type(item) for item in items] == [LeafRun]
+    run = items[0]
+    assert (run.vaddr, run.present, run.lowest, run.highest) == (0, 3, 0x4242000, 0x9999000)
+    assert [(leaf.vaddr, leaf.pfn) for leaf in run.leaves()] == \
+        [(3 * PAGE, 0x5000), (4 * PAGE, 0x4242), (400 * PAGE, 0x9999)]
+    part = run.part(4 * PAGE, 401 * PAGE)
+    assert [(leaf.vaddr, leaf.pfn) for leaf in part.leaves()] == [(4 * PAGE, 0x4242),
+                                                                   (400 * PAGE, 0x9999)]
+    assert (part.vaddr, part.present, part.lowest) == (4 * PAGE, 2, 0x4242000)
+    assert run.part(5 * PAGE, 400 * PAGE) is None
+    assert run.part(0, 1 << 21) is run
+
+
+# Entries that make the table take the entry-by-entry path, per arch: special,
+# devmap, reserved bits, a present entry mapping physical address 0, a swap
+# entry, and (x86) stray A/D bits.
+ODD = {
+    "x86_64": [0x4242000 | 1 << 9 | X86_PAGE, 0x4242000 | 1 << 58 | X86_PAGE,
+               0x4242000 | 1 << 45 | X86_PAGE, X86_PAGE, 0xDEADBE00, 0x60],
+    "aarch64": [0x4242000 | 1 << 56 | ARM_PAGE, 0x4242000 | 1 << 57 | ARM_PAGE,
+                0x4242000 | 1 << 45 | ARM_PAGE, ARM_PAGE, 0xDEADBE00, 0x4242000 | 0x1],
+}
+
+
+@pytest.mark.parametrize("arch, odd", [(a, v) for a, vs in ODD.items() for v in vs])
+def test_one_odd_entry_takes_the_table_entry_by_entry(arch, odd):
+    mem = tables(arch)
+    mem.set("pte", 3, 0x5000 << 12 | page_entry(arch))
+    mem.set("pte", 9, odd)
+    items, _ = walk_runs(arch, mem, reserved_mask=((1 << 52) - 1) & ~((1 << 40) - 1))
+    assert not any(type(item) is LeafRun for item in items)
+    walk(arch, mem, reserved_mask=((1 << 52) - 1) & ~((1 << 40) - 1))  # and agrees

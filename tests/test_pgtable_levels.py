@@ -7,7 +7,9 @@ import drgn
 import pytest
 from drgn.helpers.linux.mm import follow_pfn
 
-from drgn_mmtools.kernel.pgtable import page_table_format, walk_user_page_tables
+from drgn_mmtools.analysis.session import Session, leaves_by_vma
+from drgn_mmtools.kernel.pgtable import (LeafRun, iter_leaves, page_table_format,
+                                         walk_user_page_runs, walk_user_page_tables)
 from drgn_mmtools.kernel.tasks import user_mms
 from fixtures import lab
 from fixtures.arches import ARCHES
@@ -38,6 +40,38 @@ def test_walk_matches_drgn_on_dumps(fx):
     prog = open_dump(fx.path)
     assert page_table_format(prog).levels == 4
     assert_walk_matches_drgn(prog)
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=[f.id for f in FIXTURES])
+def test_walk_in_runs_gives_the_same_leaves(fx):
+    """Tables of plain entries come as runs; expanded, they are exactly the
+    entry-by-entry walk's leaves, and grouped by VMA each lies in its VMA."""
+    prog = open_dump(fx.path)
+    runs = 0
+    for users in user_mms(prog):
+        items = list(walk_user_page_runs(prog, users.mm.pgd.value_()))
+        leaves = list(walk_user_page_tables(prog, users.mm.pgd.value_()))
+        assert list(iter_leaves(items)) == leaves
+        runs += sum(type(item) is LeafRun for item in items)
+        for item in items:
+            if type(item) is LeafRun:
+                got = list(item.leaves())
+                assert not any(leaf.special or leaf.devmap or leaf.protnone for leaf in got)
+                assert (item.present, item.lowest, item.highest) == (
+                    len(got), min(leaf.pfn for leaf in got) << 12,
+                    max(leaf.pfn for leaf in got) << 12)
+    assert runs > 10
+    session = Session(prog)
+    for mm in session.mm_maps:
+        grouped = []
+        for vma, items in leaves_by_vma(mm):
+            for leaf in iter_leaves(items):
+                if vma is None:
+                    assert mm.vmas.at(leaf.vaddr) is None
+                else:
+                    assert vma.start <= leaf.vaddr < vma.end
+                grouped.append(leaf)
+        assert grouped == list(mm.leaves)
 
 
 @pytest.mark.live

@@ -16,7 +16,7 @@ from drgn import Object
 from drgn.helpers.linux.mm import pfn_to_page
 from drgn.helpers.linux.xarray import xa_load
 
-from ..kernel.pgtable import Leaf
+from ..kernel.pgtable import Leaf, iter_leaves
 from ..kernel.vma import VM_SHARED, VmaInfo
 from .session import MmMap, Session, leaves_by_vma
 
@@ -59,10 +59,10 @@ def mismatches(ctx: Session, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
         return ctx.mismatch_cache[id(mm)]
     out = []
     shift = ctx.page_shift
-    for vma, leaves in leaves_by_vma(mm):
+    for vma, items in leaves_by_vma(mm):
         if vma is None or not vma.mapping or vma.special:
             continue  # anonymous, PFN-mapped, or outside VMAs: not this analysis
-        for leaf in leaves:
+        for leaf in iter_leaves(items):
             if leaf.special:
                 continue
             verdict = _judge(ctx, leaf, vma, shift)

@@ -12,6 +12,8 @@ refcount, and a big machine has millions of them.
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 from array import array
 from dataclasses import dataclass
 
@@ -104,8 +106,36 @@ class PageSets:
                 bits[pfn >> 3] |= 1 << (pfn & 7)
                 pfn += 1
         self._free_bits = bits
+        self._listed_bits: bytearray | None = None  #: free and flagged pages, built on use
         self.flagged = frozenset().union(self.table or (), self.tail, self.slab,
                                          self.refcount0)
+
+    def none_listed(self, phys: array, highest: int, page_shift: int) -> bool:
+        """Whether no page at the physical addresses ``phys`` (page-aligned,
+        'Q', the highest ``highest``) lies in a free block or in the flagged
+        sets.  A run of page-table entries is tested in a few C-level
+        passes over a bitmap of both (1 bit per page)."""
+        bits = self._listed_bits
+        if bits is None:
+            bits = self._listed_bits = bytearray(self._free_bits)
+            top = max(self.flagged, default=-1) >> 3
+            if top >= len(bits):
+                bits.extend(bytes(top + 1 - len(bits)))
+            for pfn in self.flagged:
+                bits[pfn >> 3] |= 1 << (pfn & 7)
+        top = highest >> (page_shift + 3)
+        if top >= len(bits):
+            bits.extend(bytes(top + 1 - len(bits)))  # past every listed page
+        hits = bytes(map(bits.__getitem__, map(operator.rshift, phys,
+                                               itertools.repeat(page_shift + 3))))
+        if hits.count(0) == len(hits):
+            return True
+        # Some page shares a byte of the bitmap with a listed one: test the
+        # bits of those.
+        for i, byte in enumerate(hits):
+            if byte and byte >> (phys[i] >> page_shift & 7) & 1:
+                return False
+        return True
 
     def is_free(self, pfn: int) -> bool:
         """Whether ``pfn`` lies in a free buddy block."""

@@ -15,7 +15,7 @@ import os
 from array import array
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Mapping, NamedTuple, Sequence
+from typing import Iterator, Mapping, NamedTuple, Sequence
 
 import drgn
 
@@ -29,8 +29,8 @@ from ..kernel.memmap import (MemmapScan, scan_pages, scan_pages_parallel, uncove
 from ..kernel.pageflags import ByteTest
 from .pagesets import PageSets, scan_predicates
 from ..kernel.page import PageInfo, page_info
-from ..kernel.pgtable import (Corrupt, Leaf, PageTableWalk, page_table_format,
-                              reserved_address_bits, walk_user_page_tables)
+from ..kernel.pgtable import (Corrupt, Leaf, LeafRun, PageTableWalk, iter_leaves,
+                              page_table_format, reserved_address_bits, walk_user_page_runs)
 from ..kernel.swap_entry import decode_swap, swap_types
 from ..kernel.tasks import MmUsers, user_mms
 from ..kernel.vma import VmaInfo, VmaMap, mm_vmas
@@ -48,33 +48,61 @@ class MmMap(NamedTuple):
 
     users: MmUsers
     vmas: VmaMap
-    leaves: list[Leaf]
+    #: the present mappings in address order: a :class:`LeafRun` per
+    #: page-level table of plain entries, a :class:`Leaf` for anything else
+    mapped: list[Leaf | LeafRun]
     unreadable: list[str]
     vmas_complete: bool  #: False when the VMA walk broke off: "no VMA here" is unknown
     corrupt: list[Corrupt]  #: page-table entries the walk refused to follow
     #: (vaddr, level, value) of non-present, non-none PTEs and PMDs
     nonpresent: list[tuple[int, int, int]]
 
+    @property
+    def leaves(self) -> Iterator[Leaf]:
+        """Every present leaf, one :class:`Leaf` each (costly on a big
+        address space: prefer :attr:`mapped`)."""
+        return iter_leaves(self.mapped)
 
-def leaves_by_vma(mm: "MmMap") -> list[tuple[VmaInfo | None, list[Leaf]]]:
-    """The leaves of ``mm`` grouped by the VMA that holds them, in address
-    order; leaves outside every VMA come in groups with None.  Two searches
-    per VMA instead of one per mapped page (the leaves and the VMAs are both
-    sorted by address).  Any kernel."""
-    leaves = mm.leaves
-    vaddrs = [leaf.vaddr for leaf in leaves]
-    out: list[tuple[VmaInfo | None, list[Leaf]]] = []
-    pos = 0
+    def resident_pages(self, page_shift: int) -> int:
+        """Base pages mapped."""
+        return sum(item.pages() if type(item) is LeafRun else item.size >> page_shift
+                   for item in self.mapped)
+
+
+def leaves_by_vma(mm: MmMap) -> list[tuple[VmaInfo | None, list[Leaf | LeafRun]]]:
+    """The present mappings of ``mm`` grouped by the VMA that holds them, in
+    address order, runs cut at VMA bounds; mappings outside every VMA come in
+    groups with None.  A :class:`Leaf` belongs where its first address is.
+    A few searches per VMA, nothing per mapped page.  Any kernel."""
+    items = mm.mapped
+    starts = [item.vaddr for item in items]
+    out: list[tuple[VmaInfo | None, list[Leaf | LeafRun]]] = []
+
+    def add(vma: VmaInfo | None, lo: int, hi: int) -> None:
+        i = max(0, bisect.bisect_right(starts, lo) - 1)
+        j = bisect.bisect_left(starts, hi, i)
+        part: list[Leaf | LeafRun] = []
+        for item in items[i:j]:
+            if type(item) is LeafRun:
+                cut = item.part(lo, hi)
+                if cut is not None:
+                    part.append(cut)
+            elif item.vaddr >= lo:
+                part.append(item)
+        if part:
+            out.append((vma, part))
+
+    if not items:
+        return out
+    done = 0
     for vma in mm.vmas:
-        lo = bisect.bisect_left(vaddrs, vma.start, pos)
-        hi = bisect.bisect_left(vaddrs, vma.end, lo)
-        if lo > pos:
-            out.append((None, leaves[pos:lo]))
-        if hi > lo:
-            out.append((vma, leaves[lo:hi]))
-        pos = max(pos, hi)
-    if pos < len(leaves):
-        out.append((None, leaves[pos:]))
+        if vma.end <= done:
+            continue  # overlaps one before it: only a corrupted tree does that
+        if vma.start > done:
+            add(None, done, vma.start)
+        add(vma, max(vma.start, done), vma.end)
+        done = vma.end
+    add(None, done, 1 << 64)
     return out
 
 
@@ -208,10 +236,9 @@ class Session:
             unreadable.append(f"VMAs of pid {pid}: {problem}")
         walk = PageTableWalk(reserved_mask=reserved_address_bits(self.prog),
                              table_problem=self.table_problem)
-        leaves: list[Leaf] = []
+        leaves: list[Leaf | LeafRun] = []
         try:
-            for leaf in walk_user_page_tables(self.prog, users.mm.pgd.value_(), walk):
-                leaves.append(leaf)
+            leaves.extend(walk_user_page_runs(self.prog, users.mm.pgd.value_(), walk))
         except drgn.FaultError as e:
             unreadable.append(f"page tables of pid {pid}: {e}")
         unreadable += [f"page table at phys {phys:#x} (address {va:#x}) of pid {pid}"
@@ -250,12 +277,20 @@ class Session:
                 self._owners[mapping] = None
         return self._owners[mapping]
 
-    def unreadable_pages(self, pfns) -> list[str]:
-        """One line on the struct pages among ``pfns`` that could not be read."""
+    def unreadable_pages(self, mm: MmMap) -> list[str]:
+        """One line on the struct pages mapped in ``mm`` that could not be read."""
         failed = {p for p, page in self._pages.items() if page is None}  # the few failed reads
         if not failed:
             return []
-        bad = sorted(failed.intersection(pfns))
+        shift = self.page_shift
+        phys = {p << shift for p in failed}
+        mapped: set[int] = set()
+        for item in mm.mapped:
+            if type(item) is not LeafRun:
+                mapped.add(item.pfn)
+            elif not phys.isdisjoint(item.phys):
+                mapped.update(leaf.pfn for leaf in item.leaves())
+        bad = sorted(failed & mapped)
         if not bad:
             return []
         return [f"struct pages of {len(bad)} mapped pfns (first {bad[0]:#x}, last {bad[-1]:#x})"]
@@ -304,14 +339,22 @@ class Session:
         if not pfns:
             return out
         shift = self.page_shift
+        phys = {p << shift for p in pfns}
         for mm in self.mm_maps:
-            for leaf in mm.leaves:
-                n = leaf.size >> shift
-                if n == 1:
-                    if leaf.pfn in out:
-                        out[leaf.pfn].append((mm, leaf))
+            for item in mm.mapped:
+                if type(item) is LeafRun:
+                    if phys.isdisjoint(item.phys):
+                        continue  # the whole table, in one pass over its addresses
+                    leaves = [leaf for leaf in item.leaves() if leaf.pfn in out]
                 else:
-                    for p in pfns:
-                        if leaf.pfn <= p < leaf.pfn + n:
-                            out[p].append((mm, leaf))
+                    leaves = [item]
+                for leaf in leaves:
+                    n = leaf.size >> shift
+                    if n == 1:
+                        if leaf.pfn in out:
+                            out[leaf.pfn].append((mm, leaf))
+                    else:
+                        for p in pfns:
+                            if leaf.pfn <= p < leaf.pfn + n:
+                                out[p].append((mm, leaf))
         return out

@@ -72,7 +72,7 @@ from .base import Check
 from ..analysis.mismatch import mismatches, vma_evidence
 from ..analysis.session import MmMap, Session, leaves_by_vma
 from ..report.findings import CheckResult
-from ..kernel.pgtable import Leaf
+from ..kernel.pgtable import Leaf, LeafRun, iter_leaves
 from ..kernel.fs import file_mtime, kernel_time
 from ..kernel.probe import READ_ERRORS
 from ..kernel.symbols import modules_without_debug_info
@@ -175,7 +175,7 @@ def counters(task: Object, mm: MmMap | None, page_shift: int) -> Counters:
             runtime = (task.utime.value_() + task.stime.value_()) / 1e9
         except AttributeError:
             runtime = None
-    resident = sum(leaf.size >> page_shift for leaf in mm.leaves) if mm else 0
+    resident = mm.resident_pages(page_shift) if mm else 0
     return Counters(min_flt + maj_flt, min_flt, maj_flt, task.nvcsw.value_(),
                     task.nivcsw.value_(), runtime, resident)
 
@@ -196,6 +196,15 @@ def _mkwrite_vma(vma: VmaInfo | None) -> bool:
             and vma.page_mkwrite.address != 0)
 
 
+def _spans(items: list, address: int) -> bool:
+    """Whether ``address`` lies between the first and the last address that
+    ``items`` (leaves and runs, in address order) map."""
+    last = items[-1]
+    end = (last.vaddr + (len(last.entries) << last.decoder.page_shift)
+           if type(last) is LeafRun else last.vaddr + last.size)
+    return items[0].vaddr <= address < end
+
+
 def page_evidence(ctx: Session, mm: MmMap, address: int | None) -> PageEvidence:
     """Stuck and refused pages of mm, at ``address`` if known, else anywhere.
 
@@ -210,8 +219,11 @@ def page_evidence(ctx: Session, mm: MmMap, address: int | None) -> PageEvidence:
         vmas = {vma.start: vma} if vma is not None and _mkwrite_vma(vma) else {}
     else:
         vmas = {v.start: v for v in mm.vmas if _mkwrite_vma(v)}
-    for vma, leaves in leaves_by_vma(mm):
+    for vma, items in leaves_by_vma(mm):
         mkwrite = _mkwrite_vma(vma)
+        if not mkwrite and (address is None or not _spans(items, address)):
+            continue  # only the leaf at the fault address counts here: not in this group
+        leaves = list(iter_leaves(items))
         for leaf in leaves:
             at_address = address is not None and leaf.vaddr <= address < leaf.vaddr + leaf.size
             if address is not None and not at_address:

@@ -103,7 +103,7 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
         result.unreadable.extend(mm.unreadable)
         pids, comm = mm.users.pids, mm.users.comms[0]
         found = mismatches(ctx, mm)
-        for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
+        for line in ctx.unreadable_pages(mm):
             result.unreadable.append(f"pid {pids[0]}: {line}")
         capped = CappedFindings(result, pids[0], comm)
         # hugetlbfs page caches are small (huge pages) and count their

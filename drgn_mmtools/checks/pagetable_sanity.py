@@ -23,11 +23,12 @@ except for tail pages, whose slab state and refcount live in their head.
 from __future__ import annotations
 
 import os
+from typing import Iterator
 
 from .base import Check
 from ..analysis.session import Session, leaves_by_vma
 from ..report.findings import CappedFindings, CheckResult
-from ..kernel.pgtable import page_table_format
+from ..kernel.pgtable import Leaf, LeafRun, iter_leaves, page_table_format
 from ..kernel.swap_entry import decode_swap, swap_types
 from ..kernel.tasks import mmap_lock_held
 from .rules import Rule
@@ -148,6 +149,21 @@ def confirmed(ctx: Session, mm, found: list[tuple[str, str, dict]]
     return out, held
 
 
+def _unplain_leaves(ctx: Session, sets, items: list, shift: int) -> Iterator[Leaf]:
+    """The leaves of ``items`` that need a closer look: all of them, except
+    runs whose pages all lie in one range of RAM, in no page set and outside
+    free blocks (tested a table at a time)."""
+    for item in items:
+        if type(item) is LeafRun:
+            ram = ctx.pfn_range(item.lowest >> shift)
+            if (ram is not None and item.highest >> shift < ram[1]
+                    and sets.none_listed(item.phys, item.highest, shift)):
+                continue
+            yield from item.leaves()
+        else:
+            yield item
+
+
 def _corrupt_rule(why: str) -> str:
     return "reserved-bits" if why.startswith("reserved address bits") else "bad-table-entry"
 
@@ -194,17 +210,17 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
 
         ram = (0, 0)  # the last valid PFN range a leaf fell in
         flagged, is_free = sets.flagged, sets.is_free
-        for vma, leaves in leaves_by_vma(mm):
+        for vma, items in leaves_by_vma(mm):
             if vma is None:
                 # With the VMA walk broken off, "outside any VMA" is unknown.
                 if mm.vmas_complete:
                     found += [("outside-vma", f"pid {pid} ({comm}) has a present page-table "
                                f"entry at {leaf.vaddr:#x} outside any VMA", evidence(leaf, vma))
-                              for leaf in leaves]
+                              for leaf in iter_leaves(items)]
                 continue
             if vma.special:
                 continue
-            for leaf in leaves:
+            for leaf in _unplain_leaves(ctx, sets, items, shift):
                 pfn = leaf.pfn
                 if (ram[0] <= pfn < ram[1] and leaf.size >> shift == 1 and pfn not in flagged
                         and not is_free(pfn)) or leaf.special:
@@ -240,7 +256,7 @@ def run(ctx: Session, result: CheckResult | None = None) -> CheckResult:
                     continue
             capped.add(rule, summary, **ev)
         capped.close()
-        for line in ctx.unreadable_pages(leaf.pfn for leaf in mm.leaves):
+        for line in ctx.unreadable_pages(mm):
             result.unreadable.append(f"pid {pid}: {line}")
     result.unreadable += ctx.task_problems
     return result

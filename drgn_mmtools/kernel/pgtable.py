@@ -18,9 +18,9 @@ import drgn
 
 from .probe import object_value
 
-__all__ = ("Corrupt", "Leaf", "LevelEntry", "PageTableFormat", "PageTableWalk",
-           "entry_bit_names", "page_table_format", "reserved_address_bits", "translate",
-           "walk_user_page_tables")
+__all__ = ("Corrupt", "Leaf", "LeafRun", "LevelEntry", "PageTableFormat", "PageTableWalk",
+           "entry_bit_names", "iter_leaves", "page_table_format", "reserved_address_bits",
+           "translate", "walk_user_page_runs", "walk_user_page_tables")
 
 
 class PageTableFormat(NamedTuple):
@@ -56,6 +56,58 @@ class Leaf(NamedTuple):
     special: bool  #: pte_special: no struct page semantics (pfnmap, zero page)
     devmap: bool  #: pte_devmap: ZONE_DEVICE memory such as fsdax
     protnone: bool = False  #: PROT_NONE (or NUMA hinting): present, not accessible
+
+
+class LeafRun(NamedTuple):
+    """The present entries of one page-level table, when all of them are
+    plain: valid, mapping RAM-like addresses other than 0, with no reserved,
+    special or devmap bit.  One object per table instead of one
+    :class:`Leaf` per page; :meth:`LeafRun.leaves` gives the leaves."""
+
+    vaddr: int  #: address of ``entries[0]``
+    entries: array  #: the raw entries ('Q'), 0 where none
+    phys: array  #: physical address of each entry's page ('Q'), 0 where none
+    decoder: "_PageLevel"  #: how the entries decode, shared by the walk's runs
+    present: int  #: present entries
+    lowest: int  #: lowest physical address mapped
+    highest: int  #: highest physical address mapped
+
+    @classmethod
+    def of(cls, vaddr: int, entries: array, phys: array, decoder: "_PageLevel",
+           zeros: int | None = None) -> "LeafRun | None":
+        """The run of ``entries`` (with ``zeros`` none entries, counted when
+        not given), or None when none is present."""
+        n = len(entries)
+        zeros = entries.count(0) if zeros is None else zeros
+        if zeros == n:
+            return None
+        lowest = min(filter(None, phys)) if zeros else min(phys)
+        return tuple.__new__(cls, (vaddr, entries, phys, decoder, n - zeros, lowest, max(phys)))
+
+    def pages(self) -> int:
+        """Present entries in the run."""
+        return self.present
+
+    def leaves(self) -> Iterator[Leaf]:
+        """The run's leaves, in address order."""
+        level = self.decoder
+        shift, va = level.page_shift, self.vaddr
+        for i, e in enumerate(self.entries):
+            if e:
+                yield _page_leaf(level, va + (i << shift), e)
+
+    def part(self, lo: int, hi: int) -> "LeafRun | None":
+        """The entries that map addresses in ``[lo, hi)``, or None when none is present."""
+        shift = self.decoder.page_shift
+        n = len(self.entries)
+        a = -(-(lo - self.vaddr) >> shift) if lo > self.vaddr else 0
+        b = min(n, (hi - self.vaddr + (1 << shift) - 1) >> shift) if hi > self.vaddr else 0
+        if a >= b:
+            return None
+        if a == 0 and b == n:
+            return self
+        return LeafRun.of(self.vaddr + (a << shift), self.entries[a:b], self.phys[a:b],
+                          self.decoder)
 
 
 class Corrupt(NamedTuple):
@@ -178,6 +230,90 @@ def _entries(buf: bytes) -> array:
     return words
 
 
+class _PageLevel(NamedTuple):
+    """How to decode page-level entries in bulk (little-endian entries)."""
+
+    x86: bool
+    page_shift: int
+    size: int  #: bytes one entry maps
+    phys_mask: int  #: the output-address bits of an entry
+    #: byte 0 of each entry -> 1 when it has the valid bits of a page entry
+    valid_byte0: bytes
+    #: (byte index, table): a nonzero translated byte is a bit that takes
+    #: the general path (reserved, special, devmap)
+    slow_bytes: tuple[tuple[int, bytes], ...]
+    #: (byte index, table or None): masks an entry down to its page's
+    #: physical address (None: the whole byte goes)
+    phys_bytes: tuple[tuple[int, bytes | None], ...]
+
+
+def _and_table(mask: int) -> bytes:
+    return bytes(b & mask for b in range(256))
+
+
+def _page_level(fmt: PageTableFormat, reserved: int) -> _PageLevel:
+    table_bytes = 1 << fmt.page_shift
+    x86 = fmt.arch == "x86_64"
+    if x86:
+        vmask, vvalue = _X86_PRESENT, _X86_PRESENT
+        slow = reserved | _X86_SPECIAL | _X86_DEVMAP
+        phys_mask = _X86_PHYS_MASK & ~(table_bytes - 1)
+    else:
+        vmask, vvalue = _ARM_VALID | _ARM_TABLE, _ARM_VALID | _ARM_TABLE
+        slow = reserved | _ARM_SPECIAL | _ARM_DEVMAP
+        phys_mask = _ARM_OA_MASK & ~(table_bytes - 1)
+    valid = bytes(int(b & vmask == vvalue) for b in range(256))
+    slow_bytes = tuple((k, _and_table(slow >> 8 * k & 0xFF)) for k in range(8)
+                       if slow >> 8 * k & 0xFF)
+    phys_bytes = tuple((k, None if not phys_mask >> 8 * k & 0xFF
+                        else _and_table(phys_mask >> 8 * k & 0xFF)) for k in range(8)
+                       if phys_mask >> 8 * k & 0xFF != 0xFF)
+    return _PageLevel(x86, fmt.page_shift, table_bytes, phys_mask, valid, slow_bytes,
+                      phys_bytes)
+
+
+def _plain_phys(level: _PageLevel, buf: bytes, words: array, zeros: int) -> array | None:
+    """The physical addresses of a page-level table's pages when every
+    present entry is plain (see :class:`LeafRun`), else None.  ``zeros``:
+    the none entries of ``words``.  A few C-level passes over the table's
+    bytes, no Python work per entry."""
+    n = len(words)
+    if buf[0::8].translate(level.valid_byte0).count(1) != n - zeros:
+        return None  # a non-zero entry that is not a valid page entry
+    for k, table in level.slow_bytes:
+        if buf[k::8].translate(table).count(0) != n:
+            return None
+    phys = bytearray(buf)
+    for k, table in level.phys_bytes:
+        phys[k::8] = bytes(n) if table is None else phys[k::8].translate(table)
+    out = _entries(phys)
+    if out.count(0) != zeros:
+        return None  # a present entry maps physical address 0
+    return out
+
+
+def _page_leaf(level: _PageLevel, va: int, e: int) -> Leaf:
+    """The leaf of a present, valid page-level entry."""
+    pfn = (e & level.phys_mask) >> level.page_shift
+    if level.x86:
+        return tuple.__new__(Leaf, (va, level.size, pfn, e, bool(e & _X86_RW),
+                                    bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL),
+                                    bool(e & _X86_DEVMAP), False))
+    writable = bool(e & _ARM_DBM)
+    return tuple.__new__(Leaf, (va, level.size, pfn, e, writable,
+                                bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
+                                bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP), False))
+
+
+def iter_leaves(items) -> Iterator[Leaf]:
+    """Every leaf of a sequence of :class:`Leaf` and :class:`LeafRun`, in order."""
+    for item in items:
+        if type(item) is LeafRun:
+            yield from item.leaves()
+        else:
+            yield item
+
+
 def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | None = None,
                           start: int = 0, end: int | None = None) -> Iterator[Leaf]:
     """Every present leaf mapping of user space under a top-level table.
@@ -186,6 +322,16 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
     :param walk: collects the tables that could not be read.
     :returns: leaves in address order; huge mappings come as one leaf.
     """
+    return walk_user_page_runs(prog, pgd, walk, start, end, runs=False)
+
+
+def walk_user_page_runs(prog: drgn.Program, pgd: int, walk: PageTableWalk | None = None,
+                        start: int = 0, end: int | None = None,
+                        runs: bool = True) -> Iterator[Leaf | LeafRun]:
+    """Like :func:`walk_user_page_tables`, but a page-level table whose
+    present entries are all plain comes as one :class:`LeafRun` (with
+    ``runs``); everything else comes as :class:`Leaf`, in address order.
+    x86_64 and aarch64, any kernel."""
     fmt = page_table_format(prog)
     walk = walk if walk is not None else PageTableWalk()
     end = fmt.user_top if end is None else min(end, fmt.user_top)
@@ -212,14 +358,12 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
     stack: list[tuple[array, int, int, int, int]] = [(top, top_level, 0, 0, top_phys)]
     # The fast path of a present, valid page-level entry (most of what a walk
     # sees); everything else takes the general path below.
-    page_shift, reserved = fmt.page_shift, walk.reserved_mask
-    if x86:
-        valid_pte, valid_value = _X86_PRESENT | reserved, _X86_PRESENT
-        phys_mask = _X86_PHYS_MASK & ~(table_bytes - 1)
-    else:
-        valid_pte, valid_value = _ARM_VALID | _ARM_TABLE | reserved, _ARM_VALID | _ARM_TABLE
-        phys_mask = _ARM_OA_MASK & ~(table_bytes - 1)
-    new_leaf = tuple.__new__
+    page_level = _page_level(fmt, walk.reserved_mask)
+    page_table_span = (table_bytes >> 3) << fmt.page_shift
+    page_shift = fmt.page_shift
+    valid_pte = (_X86_PRESENT if x86 else _ARM_VALID | _ARM_TABLE) | walk.reserved_mask
+    valid_value = _X86_PRESENT if x86 else _ARM_VALID | _ARM_TABLE
+    page_leaf = _page_leaf
     while stack:
         words, level, base, i, here = stack.pop()
         shift = fmt.shift(level)
@@ -234,16 +378,7 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
             if va >= end:
                 break
             if level == 0 and e & valid_pte == valid_value:
-                pfn = (e & phys_mask) >> page_shift
-                if x86:
-                    yield new_leaf(Leaf, (va, size, pfn, e, bool(e & _X86_RW),
-                                          bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL),
-                                          bool(e & _X86_DEVMAP), False))
-                else:
-                    writable = bool(e & _ARM_DBM)
-                    yield new_leaf(Leaf, (va, size, pfn, e, writable,
-                                          bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
-                                          bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP), False))
+                yield page_leaf(page_level, va, e)
                 continue
             if x86:
                 present = bool(e & _X86_PRESENT)
@@ -286,17 +421,17 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
             if leaf:
                 phys &= ~(size - 1)
                 if x86:
-                    yield Leaf(va, size, phys >> fmt.page_shift, e, bool(e & _X86_RW),
+                    yield Leaf(va, size, phys >> page_shift, e, bool(e & _X86_RW),
                                bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL), bool(e & _X86_DEVMAP),
                                protnone)
                 else:
                     writable = bool(e & _ARM_DBM)
-                    yield Leaf(va, size, phys >> fmt.page_shift, e, writable,
+                    yield Leaf(va, size, phys >> page_shift, e, writable,
                                bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
                                bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP), protnone)
                 continue
             if walk.table_problem is not None:
-                why = walk.table_problem(phys >> fmt.page_shift)
+                why = walk.table_problem(phys >> page_shift)
                 if why:
                     walk.corrupt.append(Corrupt(va, level, e, f"table pointer to {why}"))
                     continue
@@ -304,10 +439,19 @@ def walk_user_page_tables(prog: drgn.Program, pgd: int, walk: PageTableWalk | No
                 walk.corrupt.append(Corrupt(va, level, e, "points back at a table above it (cycle)"))
                 continue
             try:
-                child = _entries(prog.read(phys, table_bytes, True))
+                buf = prog.read(phys, table_bytes, True)
             except drgn.FaultError:
                 walk.unreadable.append((va, phys))
                 continue
+            child = _entries(buf)
+            if (runs and level == 1 and start <= va and va + page_table_span <= end):
+                zeros = child.count(0)
+                plain = _plain_phys(page_level, buf, child, zeros)
+                if plain is not None:
+                    run = LeafRun.of(va, child, plain, page_level, zeros)
+                    if run is not None:
+                        yield run
+                    continue
             stack.append((words, level, base, i, here))
             stack.append((child, level - 1, va, 0, phys))
             break
