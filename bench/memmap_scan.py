@@ -103,22 +103,25 @@ def full_check(spec: TargetSpec) -> tuple[float, int, int]:
 
 def page_table_walk(prog: drgn.Program, spec: TargetSpec,
                     seconds: float) -> tuple[int, float, int, float]:
-    """(pages, seconds) of our walk of every address space's page tables,
+    """(pages, seconds) of our walk of every address space's page tables
+    (as the checks walk them: runs of plain page-table entries, and leaves),
     and (pages, seconds) of drgn's follow_pfn() on the same mapped pages,
     stopped after ``seconds``.  The address spaces are listed first, outside
     both timings."""
-    from drgn_mmtools.kernel.pgtable import page_table_format, walk_user_page_tables
+    from drgn_mmtools.kernel.pgtable import (LeafRun, iter_leaves, page_table_format,
+                                             walk_user_page_runs)
     from drgn_mmtools.kernel.tasks import user_mms
 
     mms = [u.mm for u in user_mms(prog)]
     shift = page_table_format(prog).page_shift  # probed once, outside the timing
     start = time.monotonic()
-    leaves = [(mm, list(walk_user_page_tables(prog, mm.pgd.value_()))) for mm in mms]
+    walks = [(mm, list(walk_user_page_runs(prog, mm.pgd.value_()))) for mm in mms]
     ours_s = time.monotonic() - start
-    ours = sum(leaf.size >> shift for _, ls in leaves for leaf in ls)
+    ours = sum(item.present if type(item) is LeafRun else item.size >> shift
+               for _, items in walks for item in items)
     n, start = 0, time.monotonic()
-    for mm, ls in leaves:
-        for leaf in ls:
+    for mm, items in walks:
+        for leaf in iter_leaves(items):
             for i in range(leaf.size >> shift):
                 try:
                     follow_pfn(mm, leaf.vaddr + (i << shift))

@@ -8,9 +8,10 @@ message is one line a user can act on.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import drgn
 
@@ -63,15 +64,12 @@ def open_program(spec: TargetSpec) -> drgn.Program:
         _check_file(Path(path), "debug info")
     prog = drgn.Program()
     try:
-        if spec.core is not None:
-            _check_file(spec.core, "vmcore")
-            prog = _open_core(spec)
-        elif spec.qemu is not None:
-            if not hasattr(prog, "set_qemu_qmp"):
-                _qemu_unsupported()
-            prog.set_qemu_qmp(spec.qemu)
-        else:
-            prog.set_kernel()
+        with _drgn_plugins_for(spec):
+            if spec.core is not None:
+                _check_file(spec.core, "vmcore")
+                prog = _open_core(spec)
+            else:
+                _set_target(prog, spec)
     except TargetError:
         raise
     except Exception as e:  # noqa: BLE001 - drgn reports libkdumpfile errors as Exception
@@ -80,6 +78,39 @@ def open_program(spec: TargetSpec) -> drgn.Program:
         raise TargetError(f"{spec.describe()} is not a Linux kernel core dump")
     finish_program(prog, spec)
     return prog
+
+
+@contextmanager
+def _drgn_plugins_for(spec: TargetSpec) -> Iterator[None]:
+    """drgn loads the ``drgn.plugins`` entry points when the first program of
+    a process is set: a scan of every installed package's metadata, then
+    the imports (160 ms here, half of it ours).  Ours only adds the mm
+    commands to drgn's prompt, which a program opened here does not need.
+    With explicit debug info (a vmlinux, no debug directories) drgn's
+    finders are not used, so no plugin loads; otherwise the others (debug
+    info finders, say) do.  ``DRGN_PLUGINS`` or ``DRGN_DISABLE_PLUGINS``
+    set by the user are left as they are."""
+    old = os.environ.get("DRGN_DISABLE_PLUGINS")
+    if old is None and not os.environ.get("DRGN_PLUGINS"):
+        explicit = spec.vmlinux is not None and not spec.debug_dirs
+        os.environ["DRGN_DISABLE_PLUGINS"] = "*" if explicit else "drgn_mmtools"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("DRGN_DISABLE_PLUGINS", None)
+        else:
+            os.environ["DRGN_DISABLE_PLUGINS"] = old
+
+
+def _set_target(prog: drgn.Program, spec: TargetSpec) -> None:
+    """Attach ``prog`` to a live target: QEMU's QMP socket, or this machine."""
+    if spec.qemu is not None:
+        if not hasattr(prog, "set_qemu_qmp"):
+            _qemu_unsupported()
+        prog.set_qemu_qmp(spec.qemu)
+    else:
+        prog.set_kernel()
 
 
 def finish_program(prog: drgn.Program, spec: TargetSpec) -> None:

@@ -22,8 +22,9 @@ from .probe import object_value
 
 __all__ = ("MemmapScan", "flag_test", "scan_pages", "valid_page_ranges")
 
-#: struct pages per read; 64 Ki pages is 4 MiB of 64-byte struct pages.
-CHUNK_PAGES = 1 << 16
+#: struct pages per read; 16 Ki pages is 1 MiB of 64-byte struct pages, which
+#: stays in cache between the read and the byte tests (4 MiB reads were 3% slower).
+CHUNK_PAGES = 1 << 14
 
 
 @dataclass
@@ -109,21 +110,83 @@ def _table(mask: int, value: int) -> bytes:
     return _TABLES[key]
 
 
-def _match(buf: bytes, n: int, stride: int, tests: Sequence[ByteTest],
-           seen: dict[ByteTest, int]) -> bytes:
-    """One 0/1 byte per page: whether it passes every test.  ``seen`` holds
-    this chunk's results per test, shared by the predicates (the tail bit
-    and the page-type byte serve several)."""
-    acc: int | None = None
-    for t in tests:
-        bits = seen.get(t)
+class _Chunk:
+    """One chunk of struct pages and what its tests gave, shared by the
+    predicates: a column (one byte per page) per offset, a 0/1 byte per page
+    per test, and that as an integer once tests are combined."""
+
+    __slots__ = ("buf", "n", "stride", "columns", "tested", "ints")
+
+    def __init__(self, buf: bytes, n: int, stride: int) -> None:
+        self.buf, self.n, self.stride = buf, n, stride
+        self.columns: dict[int, bytes] = {}
+        self.tested: dict[ByteTest, bytes | None] = {}  #: None: no page passes
+        self.ints: dict[ByteTest, int] = {}
+
+    def test(self, t: ByteTest) -> bytes | None:
+        """One 0/1 byte per page for ``t``, or None when no page passes."""
+        if t in self.tested:
+            return self.tested[t]
+        column = self.columns.get(t.offset)
+        if column is None:
+            column = self.columns[t.offset] = self.buf[t.offset:t.offset + self.n * self.stride:
+                                                       self.stride]
+        bits = column.translate(_table(t.mask, t.value))
+        self.tested[t] = out = bits if bits.find(1) != -1 else None
+        return out
+
+    def as_int(self, t: ByteTest, bits: bytes) -> int:
+        value = self.ints.get(t)
+        if value is None:
+            value = self.ints[t] = int.from_bytes(bits, "little")
+        return value
+
+
+def _match(chunk: _Chunk, tests: Sequence[ByteTest],
+           blocks: Sequence[tuple[int, int]] = ()) -> bytes | None:
+    """One 0/1 byte per page: whether it passes every test and lies outside
+    ``blocks`` (see :func:`_mask_blocks`); None when no page does.
+
+    Tests go a column at a time (a slice, a translate, integer AND) while
+    many pages pass; once few do (1 in 256), the rest are tested on those
+    pages alone.  A test no page passes ends it (a memchr)."""
+    n = chunk.n
+    acc: int | None = None  #: the pages passing so far, as an integer...
+    hits: bytes | None = None  #: ...or as bytes
+    for k, t in enumerate(tests):
+        if hits is None and acc is not None:
+            hits = acc.to_bytes(n, "little")
+        if hits is not None and hits.count(1) <= n >> 8:
+            return _verify(chunk, hits, tests[k:])
+        bits = chunk.test(t)
         if bits is None:
-            column = buf[t.offset:t.offset + n * stride:stride]
-            bits = seen[t] = int.from_bytes(column.translate(_table(t.mask, t.value)), "little")
-        acc = bits if acc is None else acc & bits
+            return None
+        if hits is None and acc is None:  # the first test
+            hits = _mask_blocks(bits, blocks) if blocks else bits
+            if blocks and hits.find(1) == -1:
+                return None
+            continue
+        acc = (int.from_bytes(hits, "little") if acc is None else acc) & chunk.as_int(t, bits)
+        hits = None
         if not acc:
-            break
-    return (acc or 0).to_bytes(n, "little")
+            return None
+    return hits if hits is not None else (acc or 0).to_bytes(n, "little")
+
+
+def _verify(chunk: _Chunk, hits: bytes, tests: Sequence[ByteTest]) -> bytes | None:
+    """``hits`` less the pages that fail any of ``tests``, read off the
+    chunk page by page; None when none is left."""
+    buf, stride = chunk.buf, chunk.stride
+    out = bytearray(hits)
+    i = hits.find(1)
+    while i != -1:
+        base = i * stride
+        for t in tests:
+            if buf[base + t.offset] & t.mask != t.value:
+                out[i] = 0
+                break
+        i = hits.find(1, i + 1)
+    return bytes(out) if out.find(1) != -1 else None
 
 
 def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: int,
@@ -145,12 +208,12 @@ def _scan_chunk(prog: drgn.Program, start_pfn: int, n: int, addr: int, stride: i
     result.pages_scanned += n
     blocking = set(outside.values())
     blocks: dict[str, list[tuple[int, int]]] = {}
-    seen: dict[ByteTest, int] = {}
+    chunk = _Chunk(buf, n, stride)
     # Predicates that exclude another's blocks go last, once those are known.
     for name, tests in sorted(preds.items(), key=lambda kv: kv[0] in outside):
-        hits = _match(buf, n, stride, tests, seen)
-        if name in outside:
-            hits = _mask_blocks(hits, blocks.get(outside[name], ()))
+        hits = _match(chunk, tests, blocks.get(outside[name], ()) if name in outside else ())
+        if hits is None:
+            continue
         out = result.matches[name]
         field_ = capture.get(name)
         vals = result.values.get(name)
