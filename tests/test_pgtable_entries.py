@@ -195,13 +195,14 @@ def test_a_table_of_plain_entries_is_one_run(arch):
     items, _ = walk_runs(arch, mem)
     assert [type(item) for item in items] == [LeafRun]
     run = items[0]
-    assert (run.vaddr, run.present, run.lowest, run.highest) == (0, 3, 0x4242000, 0x9999000)
+    assert (run.vaddr, run.present) == (0, 3)
+    assert list(run.phys[:5]) == [0, 0, 0, 0x5000000, 0x4242000] and run.phys[400] == 0x9999000
     assert [(leaf.vaddr, leaf.pfn) for leaf in run.leaves()] == \
         [(3 * PAGE, 0x5000), (4 * PAGE, 0x4242), (400 * PAGE, 0x9999)]
     part = run.part(4 * PAGE, 401 * PAGE)
     assert [(leaf.vaddr, leaf.pfn) for leaf in part.leaves()] == [(4 * PAGE, 0x4242),
                                                                    (400 * PAGE, 0x9999)]
-    assert (part.vaddr, part.present, part.lowest) == (4 * PAGE, 2, 0x4242000)
+    assert (part.vaddr, part.present, part.phys[0]) == (4 * PAGE, 2, 0x4242000)
     assert run.part(5 * PAGE, 400 * PAGE) is None
     assert run.part(0, 1 << 21) is run
 

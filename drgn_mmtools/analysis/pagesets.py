@@ -59,6 +59,21 @@ def scan_predicates(prog: drgn.Program) -> tuple[dict, dict, dict]:
     return preds, {"buddy": (private, lay.word)}, outside
 
 
+def _set_bits(bits: bytearray, start: int, end: int) -> None:
+    """Set bits ``[start, end)`` of ``bits``: whole bytes in one slice."""
+    pfn = start
+    while pfn < end and pfn & 7:
+        bits[pfn >> 3] |= 1 << (pfn & 7)
+        pfn += 1
+    whole = (end - pfn) >> 3
+    if whole > 0:
+        bits[pfn >> 3:(pfn >> 3) + whole] = b"\xff" * whole
+        pfn += whole << 3
+    while pfn < end:
+        bits[pfn >> 3] |= 1 << (pfn & 7)
+        pfn += 1
+
+
 @dataclass
 class PageSets:
     """Sets of PFNs from one mem_map scan."""
@@ -94,40 +109,26 @@ class PageSets:
         top = max((e for _, e in self.free), default=0)
         bits = bytearray((top + 7) >> 3)
         for start, end in self.free:
-            pfn = start
-            while pfn < end and pfn & 7:
-                bits[pfn >> 3] |= 1 << (pfn & 7)
-                pfn += 1
-            whole = (end - pfn) >> 3
-            if whole:
-                bits[pfn >> 3:(pfn >> 3) + whole] = b"\xff" * whole
-                pfn += whole << 3
-            while pfn < end:
-                bits[pfn >> 3] |= 1 << (pfn & 7)
-                pfn += 1
+            _set_bits(bits, start, end)
         self._free_bits = bits
-        self._listed_bits: bytearray | None = None  #: free and flagged pages, built on use
+        self._listed_bits: bytearray | None = None  #: see _listed_bitmap; built on use
         self.flagged = frozenset().union(self.table or (), self.tail, self.slab,
                                          self.refcount0)
 
-    def none_listed(self, phys: array, highest: int, page_shift: int) -> bool:
-        """Whether no page at the physical addresses ``phys`` (page-aligned,
-        'Q', the highest ``highest``) lies in a free block or in the flagged
-        sets.  A run of page-table entries is tested in a few C-level
-        passes over a bitmap of both (1 bit per page)."""
+    def none_listed(self, phys: array, page_shift: int, ram: list[tuple[int, int]]) -> bool:
+        """Whether every page at the physical addresses ``phys``
+        (page-aligned, 'Q'; 0 is passed over) is RAM with a struct page
+        (in the sorted PFN ranges ``ram``), outside free blocks and in none
+        of the flagged sets.  A run of page-table entries is tested in a few
+        C-level passes over a bitmap of all of those (1 bit per page)."""
         bits = self._listed_bits
         if bits is None:
-            bits = self._listed_bits = bytearray(self._free_bits)
-            top = max(self.flagged, default=-1) >> 3
-            if top >= len(bits):
-                bits.extend(bytes(top + 1 - len(bits)))
-            for pfn in self.flagged:
-                bits[pfn >> 3] |= 1 << (pfn & 7)
-        top = highest >> (page_shift + 3)
-        if top >= len(bits):
-            bits.extend(bytes(top + 1 - len(bits)))  # past every listed page
-        hits = bytes(map(bits.__getitem__, map(operator.rshift, phys,
-                                               itertools.repeat(page_shift + 3))))
+            bits = self._listed_bits = self._listed_bitmap(ram)
+        try:
+            hits = bytes(map(bits.__getitem__, map(operator.rshift, phys,
+                                                   itertools.repeat(page_shift + 3))))
+        except IndexError:
+            return False  # a page above the last range of RAM
         if hits.count(0) == len(hits):
             return True
         # Some page shares a byte of the bitmap with a listed one: test the
@@ -136,6 +137,25 @@ class PageSets:
             if byte and byte >> (phys[i] >> page_shift & 7) & 1:
                 return False
         return True
+
+    def _listed_bitmap(self, ram: list[tuple[int, int]]) -> bytearray:
+        """1 bit per PFN up to the end of RAM: free, flagged, or in no range
+        of ``ram``; PFN 0 clear (the none entries of a run read as 0)."""
+        top = max((e for _, e in ram), default=0)
+        bits = bytearray((top + 7) >> 3)
+        free = self._free_bits[:len(bits)]
+        bits[:len(free)] = free
+        for pfn in self.flagged:
+            if pfn < top:
+                bits[pfn >> 3] |= 1 << (pfn & 7)
+        done = 0
+        for start, end in ram:
+            _set_bits(bits, done, start)  # the hole below this range
+            done = max(done, end)
+        _set_bits(bits, top, len(bits) << 3)  # the last byte's bits past the end
+        if bits:
+            bits[0] &= 0xFE
+        return bits
 
     def is_free(self, pfn: int) -> bool:
         """Whether ``pfn`` lies in a free buddy block."""

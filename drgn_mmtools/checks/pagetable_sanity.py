@@ -151,13 +151,12 @@ def confirmed(ctx: Session, mm, found: list[tuple[str, str, dict]]
 
 def _unplain_leaves(ctx: Session, sets, items: list, shift: int) -> Iterator[Leaf]:
     """The leaves of ``items`` that need a closer look: all of them, except
-    runs whose pages all lie in one range of RAM, in no page set and outside
-    free blocks (tested a table at a time)."""
+    runs whose pages all are RAM with struct pages, in no page set and
+    outside free blocks (tested a table at a time)."""
+    ram = ctx.pfn_ranges
     for item in items:
         if type(item) is LeafRun:
-            ram = ctx.pfn_range(item.lowest >> shift)
-            if (ram is not None and item.highest >> shift < ram[1]
-                    and sets.none_listed(item.phys, item.highest, shift)):
+            if ram is not None and sets.none_listed(item.phys, shift, ram):
                 continue
             yield from item.leaves()
         else:

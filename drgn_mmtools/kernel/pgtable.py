@@ -69,8 +69,6 @@ class LeafRun(NamedTuple):
     phys: array  #: physical address of each entry's page ('Q'), 0 where none
     decoder: "_PageLevel"  #: how the entries decode, shared by the walk's runs
     present: int  #: present entries
-    lowest: int  #: lowest physical address mapped
-    highest: int  #: highest physical address mapped
 
     @classmethod
     def of(cls, vaddr: int, entries: array, phys: array, decoder: "_PageLevel",
@@ -81,8 +79,7 @@ class LeafRun(NamedTuple):
         zeros = entries.count(0) if zeros is None else zeros
         if zeros == n:
             return None
-        lowest = min(filter(None, phys)) if zeros else min(phys)
-        return tuple.__new__(cls, (vaddr, entries, phys, decoder, n - zeros, lowest, max(phys)))
+        return tuple.__new__(cls, (vaddr, entries, phys, decoder, n - zeros))
 
     def pages(self) -> int:
         """Present entries in the run."""
