@@ -347,6 +347,32 @@ def test_parallel_scan_equals_the_single_process_scan(fx: Fixture):
     assert sorted(one.matches["hwpoison"]) == sorted(t["pfn"] for t in fx.truth("hwpoison"))
 
 
+@pytest.mark.parametrize("fx", FIXTURES, ids=ids(FIXTURES))
+def test_scan_started_before_the_walks_changes_no_result(fx: Fixture, monkeypatch):
+    """With the scan started in two workers before the page-table walks (as
+    ``check`` does on big kdump dumps), every check finds exactly what it
+    finds with the scan run in process when first needed."""
+    from drgn_mmtools.analysis import session as session_mod
+    from drgn_mmtools.analysis.session import Options, Session
+    from drgn_mmtools.checks.runner import run_checks
+    from drgn_mmtools.target import TargetSpec, open_program
+
+    monkeypatch.setattr(session_mod, "PARALLEL_MIN_PAGES", 0)
+    spec = TargetSpec(core=fx.dump, vmlinux=fx.vmlinux, modules=fx.modules)
+    ctx = Session(open_program(spec), Options(workers=2), spec)
+    ctx.start_scan()
+    assert ctx._pending is not None  # the workers did start
+    early = run_checks(ctx)
+    assert ctx._pending is None
+    plain = results(fx.path)
+    for r in early:
+        want = plain[r.check]
+        assert [(f.rule, f.summary, f.evidence) for f in r.findings] == \
+            [(f.rule, f.summary, f.evidence) for f in want.findings], r.check
+        assert r.unreadable == want.unreadable, r.check
+        assert r.records == want.records, r.check
+
+
 FIRST_OF_EACH_KERNEL = list({(f.data["kernel_release"], f.data["arch"]): f
                              for f in reversed(BUGS)}.values())
 

@@ -11,6 +11,8 @@ in CI; ``--fuzz-cases N --fuzz-seed S`` runs more.
 
 from __future__ import annotations
 
+import pytest
+
 from .corruption import CHECK_TIMEOUT, CLASSES, DUMPS, UNSAFE, mutation, run_case, target_for
 from .schema import SCHEMA, validate
 
@@ -40,3 +42,71 @@ def test_every_structure_class_is_covered(request):
     assert n >= len(DUMPS) * len(CLASSES), "too few --fuzz-cases to reach every class and dump"
     seen = {(target_for(i).fx.id, mutation(seed, i)[1].name.split("/")[0]) for i in range(n)}
     assert seen == {(f.id, c) for f in DUMPS for c in CLASSES}, sorted(seen)
+
+
+def _pmd_to(t, pid: int, pfn: int):
+    """A mutation: the PMD entry of ``pid``'s first mapping-mismatch address
+    (or its mmap_base) points at ``pfn``; and that address."""
+    import struct
+
+    import drgn
+
+    from .corruption import Mutation
+
+    mm = t.task(pid).mm
+    address = next((x["address"] for x in t.truth("mapping_mismatch") if x["pid"] == pid),
+                   mm.mmap_base.value_() - 4096)
+    table = t.phys(mm.pgd.value_()) & ~0xfff
+    for shift in (39, 30, 21):
+        entry_phys = table + ((address >> shift) & 511) * 8
+        entry = struct.unpack("<Q", t.prog.read(entry_phys, 8, True))[0]
+        assert entry & 1, "the address is mapped"
+        table = entry & 0x0000_ffff_ffff_f000
+    x86 = t.prog.platform.arch == drgn.Architecture.X86_64
+    m = Mutation(f"pmd-to/{pfn:#x}")
+    m.patches[entry_phys] = struct.pack("<Q", pfn << 12 | (0x67 if x86 else 0x3))
+    return m, address
+
+
+@pytest.mark.parametrize("fx", DUMPS[:2], ids=[f.id for f in DUMPS[:2]])
+@pytest.mark.parametrize("target", ["free", "slab"])
+def test_table_pointer_to_a_free_or_slab_page_is_judged_after_the_walk(fx, target):
+    """The walks judge table pointers to free and slab pages once the mem_map
+    scan is in (so that the scan overlaps them); the result is the walk that
+    refused them as it met them: one invalid PMD, and nothing read below it."""
+    from drgn.helpers.linux.mm import PageSlab, for_each_page, page_to_pfn
+
+    from drgn_mmtools.analysis.session import Session
+    from drgn_mmtools.checks.pagetable_sanity import run
+    from drgn_mmtools.kernel.pgtable import (PageTableWalk, reserved_address_bits,
+                                             walk_user_page_tables)
+    from drgn_mmtools.target import TargetSpec, finish_program
+
+    from . import oracle
+    from .corruption import Target, overlay_program
+
+    t = Target(fx)
+    if target == "free":
+        start, end = max(oracle.free_blocks(t.prog), key=lambda b: b[1] - b[0])
+        pfn = (start + end) // 2
+    else:
+        pfn = next(page_to_pfn(p).value_() for p in for_each_page(t.prog) if PageSlab(p))
+    pid = next(x["pid"] for x in t.truth("mapping_mismatch"))
+    m, address = _pmd_to(t, pid, pfn)
+    prog = overlay_program(t, m)
+    finish_program(prog, TargetSpec(vmlinux=fx.vmlinux, modules=fx.modules))
+    ctx = Session(prog)
+    mm = ctx.mm_by_pid[pid]
+    why = "a free (buddy) page" if target == "free" else "a slab page"
+    pmd = [c for c in mm.corrupt if c.level == 1]
+    assert [(c.vaddr, c.why) for c in pmd] == [
+        (address & ~((1 << 21) - 1), f"table pointer to pfn {pfn:#x}, {why}")]
+    # The same as the walk that judges every pointer as it meets it.
+    inline = PageTableWalk(reserved_mask=reserved_address_bits(prog),
+                           table_problem=ctx.table_problem)
+    leaves = list(walk_user_page_tables(prog, mm.users.mm.pgd.value_(), inline))
+    assert list(mm.leaves) == leaves
+    assert (mm.corrupt, mm.nonpresent) == (inline.corrupt, inline.nonpresent)
+    found = [f for f in run(ctx).findings if f.rule == "bad-table-entry"
+             and f.evidence["pid"] == pid]
+    assert [f.evidence["address"] for f in found] == [pmd[0].vaddr]

@@ -24,8 +24,8 @@ from ..kernel.dumplevel import explain_line
 from ..kernel.probe import one_line
 from ..kernel.cpu_notes import qemu_cpu_states
 from ..kernel.fs import MappingOwner, mapping_owner
-from ..kernel.memmap import (MemmapScan, scan_pages, scan_pages_parallel, uncovered_zones,
-                             valid_page_ranges)
+from ..kernel.memmap import (MemmapScan, PendingScan, scan_pages, scan_pages_parallel,
+                             start_scan_parallel, uncovered_zones, valid_page_ranges)
 from ..kernel.pageflags import ByteTest
 from .pagesets import PageSets, scan_predicates
 from ..kernel.page import PageInfo, page_info
@@ -145,6 +145,10 @@ class Session:
         """Forget everything read so far (a live target has moved on)."""
         for name in self._CACHED:
             self.__dict__.pop(name, None)
+        pending = getattr(self, "_pending", None)
+        if pending is not None:
+            pending.cancel()
+        self._pending: PendingScan | None = None  #: a scan started by start_scan
         self.task_problems: list[str] = []  #: what the task list walk could not read
         self._pages: dict[int, PageInfo | None] = {}
         self._owners: dict[int, MappingOwner | None] = {}
@@ -187,13 +191,32 @@ class Session:
             return []
         return qemu_cpu_states(self.spec.core)
 
+    def start_scan(self) -> None:
+        """Start the shared mem_map scan now, in worker processes, when it
+        runs in them (see :meth:`scan_pages`), and return at once: what does
+        not need it (the page-table walks, first of all) overlaps it, and
+        :attr:`page_sets` collects it.  Otherwise nothing happens here."""
+        if "page_sets" in self.__dict__ or self._pending is not None:
+            return
+        workers = self._scan_workers()
+        if not workers:
+            return
+        preds, capture, outside = scan_predicates(self.prog)
+        try:
+            self._pending = start_scan_parallel(self.prog, self.spec, preds, workers, capture,
+                                                outside)
+        except drgn.FaultError:
+            return  # mem_section unreadable: page_sets says so
+
     @cached_property
     def page_sets(self) -> PageSets:
         """Poisoned, free, slab, refcount-0 and tail pages, from one mem_map scan
         shared by every check."""
         preds, capture, outside = scan_predicates(self.prog)
+        pending, self._pending = self._pending, None
         try:
-            scan = self.scan_pages(preds, capture, outside)
+            scan = (pending.result() if pending is not None
+                    else self.scan_pages(preds, capture, outside))
         except drgn.FaultError as e:
             # mem_section or vmemmap itself is unreadable: nothing was scanned.
             scan = MemmapScan({name: array("Q") for name in preds},
@@ -208,13 +231,22 @@ class Session:
                    outside: Mapping[str, str] | None = None) -> MemmapScan:
         """A mem_map scan; split across processes for big kdump-compressed dumps,
         where zlib decompression bounds a single process."""
+        workers = self._scan_workers()
+        if workers:
+            return scan_pages_parallel(self.prog, self.spec, preds, workers, capture, outside)
+        return scan_pages(self.prog, preds, capture=capture, outside=outside)
+
+    def _scan_workers(self) -> int:
+        """Worker processes for a mem_map scan: one per CPU (or the option)
+        for a kdump-compressed dump of at least :data:`PARALLEL_MIN_PAGES`,
+        else 0 (the scan runs here)."""
         workers = self.options.workers or os.cpu_count() or 1
         pages = sum(e - s for s, e in self.pfn_ranges or [])
         spec = self.spec
         if (workers > 1 and pages >= PARALLEL_MIN_PAGES and spec is not None
                 and spec.core is not None and read_header(spec.core).format == "kdump"):
-            return scan_pages_parallel(self.prog, spec, preds, workers, capture, outside)
-        return scan_pages(self.prog, preds, capture=capture, outside=outside)
+            return workers
+        return 0
 
     @property
     def page_shift(self) -> int:
@@ -223,34 +255,78 @@ class Session:
     @cached_property
     def mm_maps(self) -> list[MmMap]:
         """Every user address space, walked once.  What the task list walk
-        could not read is in :attr:`task_problems`."""
-        return [self.walk_mm(users) for users in user_mms(self.prog, self.task_problems)]
+        could not read is in :attr:`task_problems`.  The walks need no
+        mem_map scan until the end, where the tables they followed are
+        judged (see :meth:`walk_mm`): a scan started with
+        :meth:`start_scan` runs meanwhile."""
+        walks = [self._walk(users) for users in user_mms(self.prog, self.task_problems)]
+        return [self._judged(mm, walk) for mm, walk in walks]
 
     def walk_mm(self, users: MmUsers) -> MmMap:
         """Walk one address space now: its VMAs and page tables.  Live, a
-        fresh walk sees what the cached :attr:`mm_maps` saw seconds ago."""
+        fresh walk sees what the cached :attr:`mm_maps` saw seconds ago.
+        A table pointer to a page outside RAM is refused as it is met; one
+        to a free or slab page (which needs the mem_map scan) once the walk
+        is over, and what the walk read below it is dropped: the result is
+        the walk that never followed it."""
+        return self._judged(*self._walk(users))
+
+    def _walk(self, users: MmUsers) -> tuple[MmMap, PageTableWalk]:
+        """The walk, with the page tables it could not read and the table
+        pointers it followed still in the :class:`PageTableWalk`."""
         unreadable: list[str] = []
         pid = users.pids[0]
         vmas, problem = mm_vmas(users.mm)
         if problem:
             unreadable.append(f"VMAs of pid {pid}: {problem}")
         walk = PageTableWalk(reserved_mask=reserved_address_bits(self.prog),
-                             table_problem=self.table_problem)
+                             table_problem=self._table_outside_ram, followed=[])
         leaves: list[Leaf | LeafRun] = []
         try:
             leaves.extend(walk_user_page_runs(self.prog, users.mm.pgd.value_(), walk))
         except drgn.FaultError as e:
             unreadable.append(f"page tables of pid {pid}: {e}")
-        unreadable += [f"page table at phys {phys:#x} (address {va:#x}) of pid {pid}"
-                       for va, phys in walk.unreadable]
         return MmMap(users, vmas, leaves, unreadable, problem is None, walk.corrupt,
-                     walk.nonpresent)
+                     walk.nonpresent), walk
+
+    def _judged(self, mm: MmMap, walk: PageTableWalk) -> MmMap:
+        """``mm`` less what lies below the table pointers the walk followed
+        to free or slab pages, which become :class:`Corrupt` entries; with
+        the page tables it could not read."""
+        fmt = page_table_format(self.prog)
+        bad: list[tuple[int, int, Corrupt]] = []
+        for va, level, value, pfn in sorted(walk.followed or (), key=lambda f: -f[1]):
+            if any(lo <= va < hi for lo, hi, _ in bad):
+                continue  # below a pointer already refused
+            why = self._table_in_bad_page(pfn)
+            if why:
+                bad.append((va, va + (1 << fmt.shift(level)),
+                            Corrupt(va, level, value, f"table pointer to {why}")))
+
+        def kept(va: int) -> bool:
+            return not any(lo <= va < hi for lo, hi, _ in bad)
+
+        if bad:
+            mm.mapped[:] = [item for item in mm.mapped if kept(item.vaddr)]
+            mm.nonpresent[:] = [n for n in mm.nonpresent if kept(n[0])]
+            mm.corrupt[:] = sorted([c for c in mm.corrupt if kept(c.vaddr)]
+                                   + [c for _, _, c in bad], key=lambda c: (c.vaddr, -c.level))
+        pid = mm.users.pids[0]
+        mm.unreadable.extend(f"page table at phys {phys:#x} (address {va:#x}) of pid {pid}"
+                             for va, phys in walk.unreadable if kept(va))
+        return mm
 
     def table_problem(self, pfn: int) -> str | None:
         """Why a page-table pointer to ``pfn`` cannot be right, or None: a
         table lies in RAM with a struct page, and is neither free nor slab."""
+        return self._table_outside_ram(pfn) or self._table_in_bad_page(pfn)
+
+    def _table_outside_ram(self, pfn: int) -> str | None:
         if self.pfn_valid(pfn) is False:
             return f"pfn {pfn:#x}, outside RAM with struct pages"
+        return None
+
+    def _table_in_bad_page(self, pfn: int) -> str | None:
         sets = self.page_sets
         if sets.free_overlap(pfn):
             return f"pfn {pfn:#x}, a free (buddy) page"

@@ -161,7 +161,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
                 ) if err.is_terminal else None
-    results = run_checks(Session(prog, options, spec), args.check, progress,
+    session = Session(prog, options, spec)
+    session.start_scan()  # the page-table walks overlap it
+    results = run_checks(session, args.check, progress,
                          check_timeout=args.check_timeout or CHECK_TIMEOUT,
                          run_timeout=args.timeout)
     code = exit_code(results)

@@ -344,6 +344,41 @@ def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
     ``prog``; workers open its dump without debug info.  Matches come back in
     PFN order.
     """
+    return start_scan_parallel(prog, spec, preds, workers, capture, outside).result()
+
+
+class PendingScan:
+    """A scan running in worker processes; :meth:`result` waits for it."""
+
+    def __init__(self, pool, futures, preds, capture) -> None:
+        self._pool, self._futures = pool, futures
+        self._result: MemmapScan | None = None
+        self._preds, self._capture = preds, capture
+
+    def result(self) -> MemmapScan:
+        """The merged scan, in PFN order (waits for the workers once)."""
+        if self._result is None:
+            result = MemmapScan(matches={name: array("Q") for name in self._preds},
+                                values={name: array("Q") for name in self._capture})
+            try:
+                for future in self._futures:
+                    result.merge(future.result())
+            finally:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            self._result = result
+        return self._result
+
+    def cancel(self) -> None:
+        """Stop waiting for the workers (a live session that moved on)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def start_scan_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[ByteTest]],
+                        workers: int,
+                        capture: Mapping[str, tuple[int, int]] | None = None,
+                        outside: Mapping[str, str] | None = None) -> PendingScan:
+    """Start :func:`scan_pages_parallel` and return at once: the caller goes
+    on (walking page tables, say) while the workers decompress."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -352,9 +387,6 @@ def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
     # One piece per worker: fewer results to pickle back; the pieces hold
     # equal page counts.
     pieces = split_ranges(valid_page_ranges(prog), workers, stride)
-    n = len(pieces)
-    result = MemmapScan(matches={name: array("Q") for name in preds},
-                        values={name: array("Q") for name in capture or {}})
     # fork: a child starts in milliseconds with everything imported, and the
     # caller's __main__ is not run again (spawn re-imports it, which breaks
     # any script without a __main__ guard).  A child never touches the
@@ -362,11 +394,11 @@ def scan_pages_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
     # and libkdumpfile's caches and file offset would be shared.  It opens the
     # dump afresh, without debug info (30-45 ms on a 16 GiB dump).
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(str(spec.core), prog.platform.arch.name,
-                                       prog.platform.flags.value)) as pool:
-        for part in pool.map(_worker_scan, [preds] * n, pieces, [stride] * n, [min_pages] * n,
-                             [dict(capture or {})] * n, [dict(outside or {})] * n):
-            result.merge(part)
-    return result
-
+    pool = ProcessPoolExecutor(max(1, min(workers, len(pieces))), mp_context=ctx,
+                               initializer=_worker_init,
+                               initargs=(str(spec.core), prog.platform.arch.name,
+                                         prog.platform.flags.value))
+    capture, outside = dict(capture or {}), dict(outside or {})
+    futures = [pool.submit(_worker_scan, preds, piece, stride, min_pages, capture, outside)
+               for piece in pieces]
+    return PendingScan(pool, futures, preds, capture)

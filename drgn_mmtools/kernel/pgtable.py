@@ -133,6 +133,9 @@ class PageTableWalk:
     nonpresent: list[tuple[int, int, int]] = field(default_factory=list)
     reserved_mask: int = 0
     table_problem: Callable[[int], str | None] | None = None
+    #: when a list: (vaddr, level, entry, pfn) of every table pointer that
+    #: passed ``table_problem``, for checks made after the walk
+    followed: list[tuple[int, int, int, int]] | None = None
 
 
 def _vmcoreinfo_number(prog: drgn.Program, name: str) -> int | None:
@@ -432,6 +435,8 @@ def walk_user_page_runs(prog: drgn.Program, pgd: int, walk: PageTableWalk | None
                 if why:
                     walk.corrupt.append(Corrupt(va, level, e, f"table pointer to {why}"))
                     continue
+            if walk.followed is not None:
+                walk.followed.append((va, level, e, phys >> page_shift))
             if phys == here or any(frame[4] == phys for frame in stack):
                 walk.corrupt.append(Corrupt(va, level, e, "points back at a table above it (cycle)"))
                 continue
