@@ -16,6 +16,7 @@ from drgn import Object
 from drgn.helpers.linux.mm import pfn_to_page
 from drgn.helpers.linux.xarray import xa_load
 
+from ..kernel.page import page_mapping_index
 from ..kernel.pgtable import Leaf, iter_leaves
 from ..kernel.vma import VM_SHARED, VmaInfo
 from .session import MmMap, Session, leaves_by_vma
@@ -75,6 +76,10 @@ def mismatches(ctx: Session, mm: MmMap) -> list[tuple[Leaf, VmaInfo, str]]:
 
 def _judge(ctx: Session, leaf: Leaf, vma: VmaInfo, shift: int) -> str | None:
     """The rule a file-backed leaf breaks, or None."""
+    own = page_mapping_index(ctx.prog, leaf.pfn)
+    if (own is not None and not own[2] and own[0] == vma.mapping
+            and vma.index_matches(own[1], leaf.vaddr, shift)):
+        return None  # the page of this file at this index: one read, nothing decoded
     page = ctx.page(leaf.pfn)
     if page is None or page.buddy or page.slab:
         return None  # unreadable, free-block head or slab: pagetable-sanity's business

@@ -8,6 +8,7 @@ the debug info.
 
 from __future__ import annotations
 
+import bisect
 from typing import NamedTuple
 
 import drgn
@@ -17,7 +18,8 @@ from drgn.helpers.linux.mm import compound_order, pfn_to_page
 from .pageflags import decode_page_flags, page_type_tests, pageflag_bit
 from .probe import member_offsets
 
-__all__ = ("PageInfo", "PageLayout", "page_info", "page_layout")
+__all__ = ("PageInfo", "PageLayout", "page_info", "page_layout", "page_mapping_index",
+           "struct_page_address")
 
 PAGE_MAPPING_ANON = 1
 PAGE_MAPPING_MOVABLE = 2
@@ -84,6 +86,42 @@ class PageInfo(NamedTuple):
         return self.head_pfn != self.pfn
 
 
+def struct_page_address(prog: drgn.Program, pfn: int) -> int:
+    """The address of ``pfn``'s struct page: from the valid mem_map ranges
+    (read once per program), else drgn's ``pfn_to_page``.  Any memory model;
+    live, a section added after the first call takes the second way."""
+    ranges = prog.cache.get("mmtools_memmap_ranges")
+    if ranges is None:
+        from .memmap import valid_page_ranges
+        try:
+            ranges = valid_page_ranges(prog)
+        except (drgn.FaultError, LookupError, ValueError):
+            ranges = []
+        prog.cache["mmtools_memmap_ranges"] = ranges
+    i = bisect.bisect_right(ranges, (pfn, float("inf"))) - 1
+    if i >= 0 and ranges[i][0] <= pfn < ranges[i][1]:
+        lay = page_layout(prog)
+        # Wraps as the kernel's pointer arithmetic does (a corrupted
+        # mem_section can give any base): the read then faults.
+        return (ranges[i][2] + (pfn - ranges[i][0]) * lay.size) & ((1 << 8 * lay.word) - 1)
+    return pfn_to_page(prog, pfn).value_()
+
+
+def page_mapping_index(prog: drgn.Program, pfn: int) -> tuple[int, int, bool] | None:
+    """``(raw mapping, index, is a tail)`` of ``pfn``'s own struct page from
+    one read, or None when it cannot be read: the cheap question of whether
+    a page belongs where it is mapped (a tail's mapping lives in its head;
+    ask :func:`page_info`)."""
+    lay = page_layout(prog)
+    try:
+        buf = prog.read(struct_page_address(prog, pfn), lay.size)
+    except (drgn.FaultError, ValueError, OverflowError):
+        return None
+    o = lay.byteorder
+    return (_int(buf, lay.mapping, lay.word, o), _int(buf, lay.index, lay.word, o),
+            bool(_int(buf, lay.compound_head, lay.word, o) & 1))
+
+
 def _int(buf: bytes, off: int, size: int, order: str, signed: bool = False) -> int:
     return int.from_bytes(buf[off:off + size], order, signed=signed)
 
@@ -98,8 +136,7 @@ def page_info(prog: drgn.Program, pfn: int) -> PageInfo:
     :raises drgn.FaultError: if the struct page cannot be read.
     """
     lay = page_layout(prog)
-    page = pfn_to_page(prog, pfn)
-    addr = page.value_()
+    addr = struct_page_address(prog, pfn)
     buf = prog.read(addr, lay.size)
     o = lay.byteorder
     ch = _int(buf, lay.compound_head, lay.word, o)

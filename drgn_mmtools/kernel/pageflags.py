@@ -50,18 +50,23 @@ def pageflag_bit(prog: drgn.Program, name: str) -> int | None:
 
 def primary_pageflags(prog: drgn.Program) -> dict[int, str]:
     """Bit -> first name for the bits below ``__NR_PAGEFLAGS`` (no aliases)."""
+    try:
+        return prog.cache["mmtools_primary_pageflags"]
+    except KeyError:
+        pass
     bits = pageflag_bits(prog)
     limit = bits.get("__NR_PAGEFLAGS", 64)
     out: dict[int, str] = {}
     for name, bit in bits.items():
         if bit < limit and bit not in out and not name.startswith("__"):
             out[bit] = name
+    prog.cache["mmtools_primary_pageflags"] = out = dict(sorted(out.items()))
     return out
 
 
 def decode_page_flags(prog: drgn.Program, flags: int) -> list[str]:
-    """Names of the primary flags set in a ``page->flags`` value."""
-    return [name for bit, name in sorted(primary_pageflags(prog).items()) if flags >> bit & 1]
+    """Names of the primary flags set in a ``page->flags`` value, by bit."""
+    return [name for bit, name in primary_pageflags(prog).items() if flags >> bit & 1]
 
 
 class ByteTest(NamedTuple):
