@@ -435,6 +435,11 @@ class Outcome:
 
 def run_case(seed: int, i: int) -> Outcome:
     """Corrupt, open the way the command line does, run every check, render."""
+    return run_mutation(*mutation(seed, i))
+
+
+def run_mutation(t: Target, m: Mutation) -> Outcome:
+    """:func:`run_case` for one given mutation."""
     from rich.console import Console
 
     from drgn_mmtools.analysis.session import Session
@@ -443,7 +448,6 @@ def run_case(seed: int, i: int) -> Outcome:
     from drgn_mmtools.checks.runner import exit_code, run_checks
     from drgn_mmtools.target import TargetError, TargetSpec, finish_program
 
-    t, m = mutation(seed, i)
     o = Outcome(m.name)
     try:
         prog = overlay_program(t, m)

@@ -110,3 +110,30 @@ def test_table_pointer_to_a_free_or_slab_page_is_judged_after_the_walk(fx, targe
     found = [f for f in run(ctx).findings if f.rule == "bad-table-entry"
              and f.evidence["pid"] == pid]
     assert [f.evidence["address"] for f in found] == [pmd[0].vaddr]
+
+
+@pytest.mark.parametrize("fx", DUMPS[:2], ids=[f.id for f in DUMPS[:2]])
+def test_a_thread_list_cycle_costs_only_its_own_process(fx):
+    """A thread list whose next points back at itself is reported, and every
+    other process is still walked: nothing in the truth is lost."""
+    from .corruption import Mutation, Target, run_mutation
+
+    t = Target(fx)
+    victims = {x["pid"] for kind in ("mapping_mismatch", "fault_retry")
+               for x in t.truth(kind)}
+    leader = next(task for task in _processes(t.prog)
+                  if task.pid.value_() > 1 and task.pid.value_() not in victims and task.mm)
+    m = Mutation(f"thread-cycle/{leader.pid.value_()}")
+    t.patch_word(m, leader.thread_node.next.address_, leader.thread_node.address_)
+    o = run_mutation(t, m)
+    assert o.refused is None and not o.failed
+    assert o.lost == [], o.lost
+    assert any("threads of the process at" in line
+               for r in o.json["checks"] for line in r["unreadable"]), o.json
+
+
+def _processes(prog):
+    from drgn.helpers.linux.list import list_for_each_entry
+
+    return list(list_for_each_entry("struct task_struct", prog["init_task"].tasks.address_of_(),
+                                    "tasks"))

@@ -379,7 +379,7 @@ def evaluate(ctx: Session, task: Object) -> tuple[str, str, dict[str, Any]] | No
 def _tasks_or_note(prog: drgn.Program, result: CheckResult):
     """The task list; a walk that breaks off is noted as unreadable."""
     try:
-        yield from all_tasks(prog)
+        yield from all_tasks(prog, result.unreadable)
     except drgn.FaultError as e:
         result.unreadable.append(f"task list: {e}")
 

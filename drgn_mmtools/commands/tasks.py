@@ -67,7 +67,7 @@ def _tasks(ws: Workspace, args: argparse.Namespace, records_in: list[Any] | None
     out = Output("", "task")
     problems: list[str] = []
     try:
-        for task in all_tasks(ws.prog):
+        for task in all_tasks(ws.prog, problems):
             try:
                 pid = task.pid.value_()
                 if args.stuck and pid not in verdicts:

@@ -80,7 +80,7 @@ def user_mms(prog: drgn.Program, problems: list[str] | None = None) -> list[MmUs
     mms: dict[int, MmUsers] = {}
     problems = problems if problems is not None else []
     try:
-        for task in all_tasks(prog):
+        for task in all_tasks(prog, problems):
             try:
                 mm = task.mm
                 if not mm:

@@ -66,13 +66,17 @@ def hlist_entries(type_name: str, head: Object, member: str) -> Iterator[Object]
         yield container_of(Object(prog, "struct hlist_node *", pos), type_name, member)
 
 
-def all_tasks(prog: drgn.Program) -> Iterator[Object]:
+def all_tasks(prog: drgn.Program, problems: list[str] | None = None) -> Iterator[Object]:
     """Every thread but the idle tasks, as drgn's ``for_each_task`` gives
     them: processes from ``init_task.tasks``, threads from each
     ``signal->thread_head`` (Linux 3.14+; elsewhere ``for_each_task``).
 
-    :raises drgn.FaultError: on a cycle or an unreadable link, after
-        yielding every task before it.
+    :param problems: when given, a thread list that breaks off (a cycle, an
+        unreadable link) is described here and the walk goes on with the
+        next process; otherwise it raises.
+    :raises drgn.FaultError: on a cycle or an unreadable link of the process
+        list (or of a thread list, without ``problems``), after yielding
+        every task before it.
     """
     init = prog["init_task"].address_of_()
     try:
@@ -86,4 +90,9 @@ def all_tasks(prog: drgn.Program) -> Iterator[Object]:
                             "thread_node")
 
     for leader in list_entries("struct task_struct", init.tasks.address_of_(), "tasks"):
-        yield from threads(leader)
+        try:
+            yield from threads(leader)
+        except drgn.FaultError as e:
+            if problems is None:
+                raise
+            problems.append(f"threads of the process at {leader.value_():#x}: {e}")
