@@ -87,6 +87,16 @@ def _module_name(prog: drgn.Program, address: int) -> str | None:
         return None
 
 
+def _user_address(prog: drgn.Program, address: int) -> bool:
+    """Whether ``address`` lies in user space (below the page tables' user
+    top on x86_64 and aarch64; unknown elsewhere: False)."""
+    from .pgtable import page_table_format
+    try:
+        return address < page_table_format(prog).user_top
+    except NotImplementedError:
+        return False
+
+
 def _from_kallsyms(prog: drgn.Program, address: int, module: str | None) -> SymbolRef | None:
     table = _module_kallsyms(prog)
     i = bisect.bisect_right(table.starts, address) - 1
@@ -123,6 +133,8 @@ def symbolize(prog: drgn.Program, address: int) -> SymbolRef:
 
 
 def _symbolize(prog: drgn.Program, address: int) -> SymbolRef:
+    if _user_address(prog, address):
+        return SymbolRef(address, None, 0, None)  # a user PC: no kernel symbol names it
     module = _module_name(prog, address)
     try:
         sym = prog.symbol(address)
