@@ -313,6 +313,8 @@ def split_ranges(ranges: Sequence[tuple[int, int, int]], pieces: int,
 
 
 _WORKER_PROG: drgn.Program | None = None
+#: See :func:`start_scan_parallel`.
+PIECES_PER_WORKER = 8
 
 
 def _worker_init(core: str, arch: str, flags: int) -> None:
@@ -384,9 +386,12 @@ def start_scan_parallel(prog: drgn.Program, spec, preds: Mapping[str, Sequence[B
 
     stride = prog.type("struct page").size
     min_pages = max(1, (object_value(prog, "PAGE_SIZE") or 4096) // stride)
-    # One piece per worker: fewer results to pickle back; the pieces hold
-    # equal page counts.
-    pieces = split_ranges(valid_page_ranges(prog), workers, stride)
+    # Pieces of equal page counts, several per worker, taken as workers
+    # free up: the same number of pages can cost 25% more to decompress in
+    # one part of memory than in another (with one piece per worker, one
+    # sat idle for a tenth of the scan; 16 GiB, 2 workers, medians of six:
+    # 0.386 s with 1 piece each, 0.357 s with 8).
+    pieces = split_ranges(valid_page_ranges(prog), workers * PIECES_PER_WORKER, stride)
     # fork: a child starts in milliseconds with everything imported, and the
     # caller's __main__ is not run again (spawn re-imports it, which breaks
     # any script without a __main__ guard).  A child never touches the
