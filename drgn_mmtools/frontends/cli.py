@@ -146,8 +146,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from ..analysis.session import Session, Options
     from ..report.target import describe_target
-    from ..report import jsonout, text
-    from ..report.term import Console
+    from ..report import jsonout
     from ..checks.base import apply_arguments
     from ..checks.runner import CHECK_TIMEOUT, exit_code, run_checks
 
@@ -158,9 +157,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     target = describe_target(prog, spec.describe())
     options = Options(live=target["live"], workers=args.jobs)
     apply_arguments(options, args)
-    err = Console(stderr=True)
-    progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
-                ) if err.is_terminal else None
+    progress = None
+    if sys.stderr.isatty():  # rich only for a terminal or a text report (20 ms of imports)
+        from ..report.term import Console
+        err = Console(stderr=True)
+        progress = (lambda name: err.print(f"running {name}", style="dim", highlight=False)
+                    ) if err.is_terminal else None
     session = Session(prog, options, spec)
     session.start_scan()  # the page-table walks overlap it
     results = run_checks(session, args.check, progress,
@@ -175,6 +177,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.format == "json":
             out.write(jsonout.dumps(jsonout.document(results, target, code)) + "\n")
         else:
+            from ..report import text
+            from ..report.term import Console
             console = Console(file=out) if args.output else Console()
             text.render(console, results, target, verbose=args.verbose)
     finally:
