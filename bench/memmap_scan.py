@@ -12,12 +12,12 @@ saves), and for each dump prints, in one run:
   raw read      prog.read() of every struct page, 4 MiB at a time, one stream
   scan 1        drgn_mmtools' scan with the check's own predicates, one process
   scan N        the same over N forked workers
-  full check    ``drgn-mmtools check`` as a command: median wall time of 3
-                runs, and peak RSS
+  full check    ``drgn-mmtools check`` as a command, and its peak RSS
   pt walk       every address space's page tables walked once, against
                 drgn's follow_pfn() per mapped page
 
-as pages/s and ratios.  Usage:
+as pages/s and ratios; every row but drgn's loop and the walk is the median
+of three runs.  Usage:
 
   python3 bench/memmap_scan.py [--memory-mib 16384] [--workdir DIR] [--keep]
 """
@@ -90,7 +90,24 @@ def raw_read(prog: drgn.Program) -> tuple[int, float]:
     return n, time.monotonic() - start
 
 
-def full_check(spec: TargetSpec, runs: int = 3) -> tuple[float, int, int]:
+#: Runs of each timed row but drgn's loop; the median is printed (this is a
+#: shared VM, where one run can be 20-30% off).
+RUNS = 3
+
+
+def timed(fn):
+    start = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - start
+
+
+def median_of(runs: int, fn):
+    """The (result, seconds) of ``fn()`` with the median seconds of ``runs`` runs."""
+    results = sorted((fn() for _ in range(runs)), key=lambda r: r[1])
+    return results[len(results) // 2]
+
+
+def full_check(spec: TargetSpec, runs: int = RUNS) -> tuple[float, int, int]:
     """(median wall seconds, peak RSS in KiB, exit status) of the check
     command over ``runs`` runs, after one untimed run.  Python may write
     its bytecode caches, as an installed package has them."""
@@ -149,15 +166,15 @@ def measure(name: str, spec: TargetSpec, drgn_seconds: float, workers: int) -> N
     rows = []
     n, t = drgn_loop(prog, drgn_seconds)
     rows.append(("drgn for_each_page+PageHWPoison", n, t))
-    n, t = raw_read(prog)
+    n, t = median_of(RUNS, lambda: raw_read(prog))
     rows.append(("raw prog.read, one stream", n, t))
-    start = time.monotonic()
-    one = scan_pages(prog, preds, capture=capture, outside=outside)
-    rows.append(("scan, 1 process", one.pages_scanned, time.monotonic() - start))
+    one, t = median_of(RUNS, lambda: timed(lambda: scan_pages(prog, preds, capture=capture,
+                                                              outside=outside)))
+    rows.append(("scan, 1 process", one.pages_scanned, t))
     if workers > 1:
-        start = time.monotonic()
-        many = scan_pages_parallel(prog, spec, preds, workers, capture, outside)
-        rows.append((f"scan, {workers} processes", many.pages_scanned, time.monotonic() - start))
+        many, t = median_of(RUNS, lambda: timed(lambda: scan_pages_parallel(
+            prog, spec, preds, workers, capture, outside)))
+        rows.append((f"scan, {workers} processes", many.pages_scanned, t))
         assert all(list(many.matches[k]) == list(one.matches[k]) for k in preds)
     check_s, rss_kib, status = full_check(spec)
     rows.append((f"full check (exit {status}, peak RSS {rss_kib >> 10} MiB)", rows[1][1], check_s))
