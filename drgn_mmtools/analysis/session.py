@@ -37,9 +37,9 @@ from ..kernel.vma import VmaInfo, VmaMap, mm_vmas
 from ..target import TargetSpec
 
 #: From this many struct pages (4 GiB of 4 KiB pages) the scan of a
-#: compressed dump is split across forked workers, which start in
-#: milliseconds (bench/memmap_scan.py: at 4 Mi pages, 0.71 s in one process,
-#: 0.38 s in two).
+#: compressed dump is split across forked workers, which start in about
+#: 20 ms (bench/memmap_scan.py: at 4 Mi pages, 0.68 s in one process, 0.43 s
+#: in two).
 PARALLEL_MIN_PAGES = 1 << 20
 
 
