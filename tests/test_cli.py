@@ -207,3 +207,28 @@ def test_a_check_past_its_deadline_reports_timed_out():
 def test_version():
     proc = cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("drgn-mmtools ")
+
+
+@pytest.mark.parametrize("env, loaded", [({}, False), ({"DRGN_DISABLE_PLUGINS": "nothing"}, True)])
+def test_drgn_plugins_with_explicit_debug_info(env, loaded):
+    """Given a vmlinux, opening a dump loads no drgn plugin, ours included,
+    and leaves the environment as it was; a user's DRGN_DISABLE_PLUGINS is
+    obeyed as given (here it disables nothing, so ours loads)."""
+    import os
+    import subprocess
+    import sys
+
+    fx = FIXTURES[0]
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from drgn_mmtools.target import TargetSpec, open_program\n"
+        f"open_program(TargetSpec(core=Path({str(fx.dump)!r}), "
+        f"vmlinux=Path({str(fx.vmlinux)!r})))\n"
+        "print('drgn_mmtools.frontends.drgn_plugin' in sys.modules,"
+        " os.environ.get('DRGN_DISABLE_PLUGINS'))\n")
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("DRGN_PLUGINS", "DRGN_DISABLE_PLUGINS")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, check=True,
+                         capture_output=True, text=True, timeout=120).stdout.split()
+    assert out == [str(loaded), env.get("DRGN_DISABLE_PLUGINS", "None")]
