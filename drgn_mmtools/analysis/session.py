@@ -65,7 +65,7 @@ class MmMap(NamedTuple):
 
     def resident_pages(self, page_shift: int) -> int:
         """Base pages mapped."""
-        return sum(item.pages() if type(item) is LeafRun else item.size >> page_shift
+        return sum(item.present if type(item) is LeafRun else item.size >> page_shift
                    for item in self.mapped)
 
 

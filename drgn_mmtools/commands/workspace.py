@@ -35,7 +35,9 @@ class Workspace:
              options: Options | None = None) -> "Workspace":
         target = describe_target(prog, spec.describe() if spec else None)
         options = options or Options(live=target["live"])
-        return cls(Session(prog, options, spec), target)
+        session = Session(prog, options, spec)
+        session.start_scan()  # big compressed dumps: the scan runs while the shell starts
+        return cls(session, target)
 
     @property
     def prog(self) -> drgn.Program:

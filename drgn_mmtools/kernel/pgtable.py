@@ -81,10 +81,6 @@ class LeafRun(NamedTuple):
             return None
         return tuple.__new__(cls, (vaddr, entries, phys, decoder, n - zeros))
 
-    def pages(self) -> int:
-        """Present entries in the run."""
-        return self.present
-
     def leaves(self) -> Iterator[Leaf]:
         """The run's leaves, in address order."""
         level = self.decoder
@@ -292,17 +288,20 @@ def _plain_phys(level: _PageLevel, buf: bytes, words: array, zeros: int) -> arra
     return out
 
 
+def _leaf(x86: bool, va: int, size: int, pfn: int, e: int, protnone: bool = False) -> Leaf:
+    """The leaf of present entry ``e``, its bits decoded for the arch."""
+    if x86:
+        return tuple.__new__(Leaf, (va, size, pfn, e, bool(e & _X86_RW), bool(e & _X86_DIRTY),
+                                    bool(e & _X86_SPECIAL), bool(e & _X86_DEVMAP), protnone))
+    writable = bool(e & _ARM_DBM)
+    return tuple.__new__(Leaf, (va, size, pfn, e, writable,
+                                bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
+                                bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP), protnone))
+
+
 def _page_leaf(level: _PageLevel, va: int, e: int) -> Leaf:
     """The leaf of a present, valid page-level entry."""
-    pfn = (e & level.phys_mask) >> level.page_shift
-    if level.x86:
-        return tuple.__new__(Leaf, (va, level.size, pfn, e, bool(e & _X86_RW),
-                                    bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL),
-                                    bool(e & _X86_DEVMAP), False))
-    writable = bool(e & _ARM_DBM)
-    return tuple.__new__(Leaf, (va, level.size, pfn, e, writable,
-                                bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
-                                bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP), False))
+    return _leaf(level.x86, va, level.size, (e & level.phys_mask) >> level.page_shift, e)
 
 
 def iter_leaves(items) -> Iterator[Leaf]:
@@ -419,16 +418,7 @@ def walk_user_page_runs(prog: drgn.Program, pgd: int, walk: PageTableWalk | None
                                             f"({e & walk.reserved_mask:#x})"))
                 continue
             if leaf:
-                phys &= ~(size - 1)
-                if x86:
-                    yield Leaf(va, size, phys >> page_shift, e, bool(e & _X86_RW),
-                               bool(e & _X86_DIRTY), bool(e & _X86_SPECIAL), bool(e & _X86_DEVMAP),
-                               protnone)
-                else:
-                    writable = bool(e & _ARM_DBM)
-                    yield Leaf(va, size, phys >> page_shift, e, writable,
-                               bool(e & _ARM_DIRTY) or (writable and not e & _ARM_RDONLY),
-                               bool(e & _ARM_SPECIAL), bool(e & _ARM_DEVMAP), protnone)
+                yield _leaf(x86, va, size, (phys & ~(size - 1)) >> page_shift, e, protnone)
                 continue
             if walk.table_problem is not None:
                 why = walk.table_problem(phys >> page_shift)
