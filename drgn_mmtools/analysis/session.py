@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import os
-from array import array
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterator, Mapping, NamedTuple, Sequence
@@ -219,9 +218,8 @@ class Session:
                     else self.scan_pages(preds, capture, outside))
         except drgn.FaultError as e:
             # mem_section or vmemmap itself is unreadable: nothing was scanned.
-            scan = MemmapScan({name: array("Q") for name in preds},
-                              {name: array("Q") for name in capture},
-                              problems=[f"mem_map (mem_section, vmemmap): {one_line(e)}"])
+            scan = MemmapScan.empty(preds, capture,
+                                    [f"mem_map (mem_section, vmemmap): {one_line(e)}"])
         else:
             scan.problems += uncovered_zones(self.prog, self.pfn_ranges or [])
         return PageSets.from_scan(scan)

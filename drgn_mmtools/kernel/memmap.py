@@ -39,6 +39,13 @@ class MemmapScan:
     #: what could not be read that is not a PFN range (mem_section, vmemmap)
     problems: list[str] = field(default_factory=list)
 
+    @classmethod
+    def empty(cls, preds: Iterable[str], capture: Iterable[str] = (),
+              problems: list[str] | None = None) -> "MemmapScan":
+        """A scan with no match yet for each predicate and captured field."""
+        return cls(matches={name: array("Q") for name in preds},
+                   values={name: array("Q") for name in capture}, problems=problems or [])
+
     def describe_unreadable(self) -> list[str]:
         """One line per unreadable PFN range or other problem."""
         return self.problems + [f"struct pages of pfns {s:#x}-{e:#x}" for s, e in self.unreadable]
@@ -233,8 +240,6 @@ def _mask_blocks(hits: bytes, blocks: Sequence[tuple[int, int]]) -> bytes:
     """``hits`` (one 0/1 byte per page) with the pages of ``blocks``
     (``(first index, pages)``, clipped to the chunk) cleared: one slice
     assignment per block, none per page."""
-    if not blocks:
-        return hits
     out = bytearray(hits)
     zero = memoryview(bytes(len(out)))
     for first, pages in blocks:
@@ -280,8 +285,7 @@ def _scan_ranges(prog: drgn.Program, preds: Mapping[str, Sequence[ByteTest]],
                  outside: Mapping[str, str] | None = None) -> MemmapScan:
     """The scan proper: needs only memory reads, no debug info."""
     capture, outside = capture or {}, outside or {}
-    result = MemmapScan(matches={name: array("Q") for name in preds},
-                        values={name: array("Q") for name in capture})
+    result = MemmapScan.empty(preds, capture)
     for start, end, addr in ranges:
         pfn = start
         while pfn < end:
@@ -360,8 +364,7 @@ class PendingScan:
     def result(self) -> MemmapScan:
         """The merged scan, in PFN order (waits for the workers once)."""
         if self._result is None:
-            result = MemmapScan(matches={name: array("Q") for name in self._preds},
-                                values={name: array("Q") for name in self._capture})
+            result = MemmapScan.empty(self._preds, self._capture)
             try:
                 for future in self._futures:
                     result.merge(future.result())
